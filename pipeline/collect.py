@@ -1,0 +1,116 @@
+"""``python -m pipeline.collect``: record gestures live, or import labelled photos and videos.
+
+Record from a webcam or a video, in a window::
+
+    python -m pipeline.collect --source 0 --data data/mine --label fist --label palm
+
+Import a folder whose subfolders are labels (photos or videos inside)::
+
+    python -m pipeline.collect --from ../shared/data/fingers --data data/fingers --workers 2 \\
+        --map 0=fist --map 1=one --map 2=two --map 3=three --map 4=four --map 5=five
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+from .cli_options import add_crop_options, add_hand_options, crop_settings_from
+from .data import DatasetWriter, check_label
+from .errors import UserError, run_command
+from .ingest import detection_rate, import_folder, parse_label_map
+
+KEYS_HELP = """keys in the recording window:
+  1-9, 0        pick label 1..10;  [ / ]  previous / next label (any number of labels)
+  space         start / stop recording (after --countdown seconds)
+  u             undo the last saved sample
+  q or Esc      quit (everything saved stays saved)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.collect",
+        description="Record hand gestures into a dataset (live, from a webcam or video), or import labelled "
+                    "photos and videos (--from DIR). Every hand becomes a crop made by the same crop code "
+                    "that train, evaluate and demo use; the dataset keeps one row per crop in index.csv.",
+        epilog=KEYS_HELP + "\nexamples:\n"
+               "  python -m pipeline.collect --source 0 --data data/mine --label fist --label palm\n"
+               "  python -m pipeline.collect --from photos/ --data data/mine --workers 2\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (created if new; appended to if it exists)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--source", metavar="0|VIDEO", help="live: webcam index or video file (default: 0)")
+    mode.add_argument("--from", dest="from_dir", metavar="DIR",
+                      help="import: DIR/LABEL/ holds photos or videos of each label")
+    live = parser.add_argument_group("live recording")
+    live.add_argument("--label", action="append", default=[], metavar="NAME",
+                      help="a label to record, in key order; repeat for more (no limit)")
+    live.add_argument("--group", metavar="NAME", help="session name used to split the data (default: live-DATE-TIME)")
+    live.add_argument("--stride", type=int, default=None, metavar="N",
+                      help="save every N-th frame while recording, so near-duplicates are not all kept "
+                           "(default: 3 live, 5 for imported videos)")
+    live.add_argument("--countdown", type=float, default=3.0, metavar="S", help="seconds before recording starts (default: 3)")
+    live.add_argument("--headless", action="store_true",
+                      help="no window: record every stride-th frame of the source under the first --label")
+    imp = parser.add_argument_group("import")
+    imp.add_argument("--map", action="append", default=[], metavar="FOLDER=LABEL",
+                     help="name a folder's label, e.g. 0=fist (default: the folder name)")
+    imp.add_argument("--workers", type=int, default=1, metavar="N", help="detection processes (default: 1)")
+    add_hand_options(parser)
+    add_crop_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_import(args: argparse.Namespace) -> int:
+    settings = crop_settings_from(args)
+    label_map = parse_label_map(args.map)
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    start = time.perf_counter()
+    with DatasetWriter(args.data, settings) as writer:
+        try:
+            summary = import_folder(args.from_dir, writer, label_map, workers=args.workers, hand_model=args.hand_model,
+                                    num_hands=args.num_hands, stride=args.stride or 5, progress=not args.quiet)
+        except KeyboardInterrupt:
+            print(f"interrupted: every sample saved so far is in {args.data}; run the same command again to continue",
+                  file=sys.stderr)
+            return 130
+    seconds = time.perf_counter() - start
+    print(summary.table())
+    print(f"saved={summary.total('saved')} skipped={summary.total('skipped')} hand_rate={detection_rate(summary):.3f} "
+          f"seconds={seconds:.1f} data={args.data}")
+    return 0
+
+
+def run_live(args: argparse.Namespace) -> int:
+    from .recorder import record_live
+
+    labels = [check_label(name) for name in args.label]
+    if not labels:
+        raise UserError("name at least one gesture to record with --label NAME (repeat for more)")
+    if args.stride is not None and args.stride < 1:
+        raise UserError(f"--stride must be at least 1, got {args.stride}")
+    group = args.group or time.strftime("live-%Y%m%d-%H%M%S")
+    with DatasetWriter(args.data, crop_settings_from(args), labels) as writer:
+        counts = record_live(
+            args.source or "0", writer, labels, group, hand_model=args.hand_model, num_hands=args.num_hands,
+            stride=args.stride or 3, countdown=args.countdown, headless=args.headless,
+        )
+    print(" ".join(f"{label}={n}" for label, n in counts.items()) + f" group={group} data={args.data}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.from_dir:
+        return run_import(args)
+    return run_live(args)
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -1,0 +1,228 @@
+"""Import labelled photos and videos into a dataset: ``DIR/LABEL/*.jpg|*.mp4`` -> crops.
+
+Detection is CPU-bound, so files are spread over worker processes; only the main process writes,
+in file order, so the result is the same for any number of workers and a Ctrl-C loses nothing
+already written. Re-running an import skips the files (and video frames) already saved.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .crops import Crop, CropSettings, crop_hand
+from .data import DatasetWriter, check_label
+from .errors import UserError
+from .hands import Hand, HandDetector
+from .sources import VideoSource, is_image, is_video, read_image
+
+_SESSION = re.compile(r"^(.*?)_?pic\d+$")
+
+
+def session_of(path: str | Path) -> str:
+    """The recording session of a file: the name's prefix before ``_pic<digits>``.
+
+    ``996_pic00012.jpg`` -> ``996``; ``pic00107.jpg`` -> ``pic``; a name without that pattern
+    (``Hand_0000084.jpg``, ``clip.mp4``) is a session of its own: its stem.
+    """
+    stem = Path(path).stem
+    match = _SESSION.match(stem)
+    if match is None:
+        return stem
+    return match.group(1) or "pic"
+
+
+@dataclass
+class Task:
+    """One file to import."""
+
+    path: Path
+    relative: str  # path relative to the import root: the sample's ``source``
+    label: str
+    group: str
+
+
+@dataclass
+class FileResult:
+    """What a worker found in one file: per frame, the hands and their crops."""
+
+    task: Task
+    frames: list[tuple[int, int, tuple[int, int], list[tuple[Hand, Crop]]]] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class ImportSummary:
+    """Per label counts: files, files with a hand, files without, unreadable files, samples saved,
+    and files skipped because an earlier import finished them."""
+
+    rows: dict[str, Counter]
+
+    def table(self) -> str:
+        """A fixed-width table, one line per label plus a total."""
+        cols = ("files", "found", "no_hand", "unreadable", "saved", "skipped")
+        lines = [f"{'label':<14}" + "".join(f"{c:>11}" for c in cols)]
+        total: Counter = Counter()
+        for label, counts in self.rows.items():
+            total.update(counts)
+            lines.append(f"{label:<14}" + "".join(f"{counts[c]:>11}" for c in cols))
+        lines.append(f"{'total':<14}" + "".join(f"{total[c]:>11}" for c in cols))
+        return "\n".join(lines)
+
+    def total(self, key: str) -> int:
+        return sum(c[key] for c in self.rows.values())
+
+
+def scan(root: str | Path, label_map: dict[str, str] | None = None) -> list[Task]:
+    """List the files under ``root/LABEL/`` (photos and videos), sorted, with label and session."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder; --from takes a folder with one subfolder per label")
+    label_map = label_map or {}
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise UserError(f"{root}: no label subfolders; put each label's photos or videos in DIR/LABEL/")
+    unknown = set(label_map) - {p.name for p in folders}
+    if unknown:
+        raise UserError(f"--map names folder(s) {', '.join(sorted(unknown))} that {root} does not have")
+    tasks = []
+    for folder in folders:
+        label = check_label(label_map.get(folder.name, folder.name))
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and (is_image(path) or is_video(path)):
+                tasks.append(Task(path, path.relative_to(root).as_posix(), label, session_of(path)))
+    if not tasks:
+        raise UserError(f"{root}: the label folders hold no photos or videos")
+    return tasks
+
+
+# Worker state: one IMAGE-mode detector per process, made once.
+_worker: dict = {}
+
+
+def _init_worker(hand_model: str | None, num_hands: int, settings: CropSettings, stride: int) -> None:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    _worker.update(hand_model=hand_model, num_hands=num_hands, settings=settings, stride=stride)
+    _worker["image"] = HandDetector(hand_model, num_hands=num_hands)
+
+
+def _process(task: Task) -> FileResult:
+    settings: CropSettings = _worker["settings"]
+    result = FileResult(task)
+    try:
+        if is_image(task.path):
+            image = read_image(task.path)
+            hands = _worker["image"].detect(image)
+            size = (image.shape[1], image.shape[0])
+            result.frames.append((0, 0, size, [(h, crop_hand(image, h, settings)) for h in hands]))
+        else:
+            with VideoSource(task.path) as video, HandDetector(
+                _worker["hand_model"], num_hands=_worker["num_hands"], video=True
+            ) as detector:
+                for frame in video:
+                    # Every frame goes through the tracker; only every stride-th is kept.
+                    hands = detector.detect(frame.image, frame.timestamp_ms)
+                    if frame.index % _worker["stride"]:
+                        continue
+                    size = (frame.image.shape[1], frame.image.shape[0])
+                    crops = [(h, crop_hand(frame.image, h, settings)) for h in hands]
+                    result.frames.append((frame.index, frame.timestamp_ms, size, crops))
+    except UserError as e:
+        result.error = str(e)
+    return result
+
+
+def _results(tasks: list[Task], workers: int, init_args: tuple) -> Iterator[FileResult]:
+    if workers <= 1:
+        _init_worker(*init_args)
+        try:
+            yield from map(_process, tasks)
+        finally:
+            _worker.pop("image").close()
+        return
+    # "spawn": MediaPipe's native threads do not survive a fork.
+    with mp.get_context("spawn").Pool(workers, _init_worker, init_args) as pool:
+        yield from pool.imap(_process, tasks, chunksize=4)
+
+
+def import_folder(
+    root: str | Path,
+    writer: DatasetWriter,
+    label_map: dict[str, str] | None = None,
+    workers: int = 1,
+    hand_model: str | None = None,
+    num_hands: int = 2,
+    stride: int = 5,
+    progress: bool = True,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> ImportSummary:
+    """Import ``root/LABEL/*`` into ``writer``'s dataset; returns per-label counts.
+
+    Every hand found is saved (a photo with two hands gives two samples). Photos already in the
+    dataset are skipped before detection, so a re-run after an interruption continues.
+    """
+    from tqdm import tqdm
+
+    tasks = scan(root, label_map)
+    rows: dict[str, Counter] = {}
+    for task in tasks:
+        rows.setdefault(task.label, Counter())["files"] += 1
+    todo = []
+    for task in tasks:
+        status = writer.file_status(task.relative)
+        if status:
+            rows[task.label]["skipped"] += 1
+            rows[task.label][status] += 1
+        else:
+            todo.append(task)
+    init_args = (hand_model, num_hands, writer.settings, max(1, stride))
+    bar = tqdm(total=len(todo), desc="import", unit="file", disable=not progress)
+    try:
+        for result in _results(todo, workers, init_args):
+            counts = rows[result.task.label]
+            if result.error:
+                status = "unreadable"
+            elif not any(crops for *_, crops in result.frames):
+                status = "no_hand"
+            else:
+                status = "found"
+            counts[status] += 1
+            for frame, ms, size, crops in result.frames:
+                if writer.has(result.task.relative, frame):
+                    continue  # saved before an interruption, in the middle of a video
+                for hand_index, (hand, crop) in enumerate(crops):
+                    writer.add(crop, hand, result.task.label, result.task.group, result.task.relative,
+                               frame, ms, hand_index, size)
+                    counts["saved"] += 1
+            # Marked only once all its samples are written: an interrupted file is redone.
+            writer.mark_file(result.task.relative, status)
+            if on_file:
+                on_file(result)
+            bar.update()
+    finally:
+        bar.close()
+    return ImportSummary(rows)
+
+
+def parse_label_map(items: list[str]) -> dict[str, str]:
+    """Parse ``FOLDER=LABEL`` pairs from the command line."""
+    out = {}
+    for item in items:
+        folder, sep, label = item.partition("=")
+        if not sep or not folder:
+            raise UserError(f"--map {item!r}: write it as FOLDER=LABEL, for example 0=fist")
+        out[folder] = check_label(label)
+    return out
+
+
+def detection_rate(summary: ImportSummary) -> float:
+    """Share of readable files in which at least one hand was found."""
+    found = summary.total("found")
+    seen = found + summary.total("no_hand")
+    return found / seen if seen else float("nan")
+
