@@ -289,8 +289,9 @@ class Dataset:
         groups: (N,) array of group names (session or person): split by these, never by frame.
         label_names: label names, in the dataset's order.
         index: the index rows as a pandas DataFrame (landmarks, sources, ...).
-        settings: the crop settings the images were made with.
-        root: the folder it came from.
+        settings: the crop settings the images were made with (None for imported non-hand
+            images such as MNIST).
+        root: the folder (or file) it came from.
     """
 
     images: "torch.Tensor"
@@ -298,7 +299,7 @@ class Dataset:
     groups: np.ndarray
     label_names: list[str]
     index: "pd.DataFrame"
-    settings: CropSettings
+    settings: CropSettings | None
     root: Path
 
     def __len__(self) -> int:
@@ -389,7 +390,7 @@ def _load_cached(key: tuple, settings_json: str, progress: bool) -> Dataset:
             row = rows[i]
             sub = "large" if use_large else "crops"
             path = root / sub / row["label"] / f"{row['id']}.png"
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
             if image is None:
                 raise UserError(f"{path}: missing or unreadable crop listed in {root / INDEX}; restore it or remove its row")
             if use_large:
@@ -401,7 +402,7 @@ def _load_cached(key: tuple, settings_json: str, progress: bool) -> Dataset:
         for old in cache_dir.glob(f"images-{settings.size}-{settings.mask}-*.npy"):
             old.unlink()
         np.save(cache_file, images)
-    labels = index["label"].map({name: i for i, name in enumerate(label_names)}).to_numpy(np.int64)
+    labels = np.array(index["label"].map({name: i for i, name in enumerate(label_names)}), np.int64)
     return Dataset(
         torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels), index["group"].to_numpy(str),
         label_names, index, settings, root,
@@ -467,3 +468,31 @@ def split_by_named_groups(groups: Sequence[str], val_groups: Iterable[str], test
     in_val = np.isin(groups, list(val_groups))
     in_test = np.isin(groups, list(test_groups))
     return np.flatnonzero(~in_val & ~in_test), np.flatnonzero(in_val), np.flatnonzero(in_test)
+
+
+def crops_from_sources(index: "pd.DataFrame", source_root: str | Path, settings: CropSettings,
+                       progress: bool = False) -> np.ndarray:
+    """Re-crop every row from its source photo with other settings, using the stored landmarks.
+
+    MediaPipe is not run again, so crop options (rotation, mirroring, margin, mask) can be
+    compared on exactly the same hands. Video sources are read at the stored frame.
+    """
+    from tqdm import tqdm
+
+    from .crops import crop_hand
+    from .sources import read_image
+
+    root = Path(source_root)
+    marks = landmarks_of(index)
+    out = np.empty((len(index), settings.size, settings.size), np.uint8)
+    cache: dict[str, np.ndarray] = {}
+    rows = tqdm(range(len(index)), desc="re-crop", unit="crop", disable=not progress)
+    for i in rows:
+        source = index["source"].iloc[i]
+        if source not in cache:
+            cache.clear()  # rows of one photo are adjacent
+            cache[source] = read_image(root / source)
+        hand = Hand(marks[i].astype(np.float32), np.zeros((N_LANDMARKS, 3), np.float32),
+                    index["handedness"].iloc[i], float(index["score"].iloc[i]))
+        out[i] = crop_hand(cache[source], hand, settings).image
+    return out

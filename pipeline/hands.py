@@ -7,8 +7,10 @@ and the handedness with its score.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -71,6 +73,26 @@ class Hand:
         """Area of the landmark box in square pixels: the largest hand is the subject of a photo."""
         x0, y0, x1, y1 = self.box()
         return (x1 - x0) * (y1 - y0)
+
+
+@contextlib.contextmanager
+def _quiet_native_logs():
+    """Silence the INFO lines MediaPipe's native code writes to stderr while it loads.
+
+    They drown the one-line messages users should see. ``HANDCAM_VERBOSE=1`` keeps them.
+    """
+    if os.environ.get("HANDCAM_VERBOSE"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @lru_cache(maxsize=8)
@@ -152,8 +174,10 @@ class HandDetector:
             min_hand_presence_confidence=min_presence_confidence,
             min_tracking_confidence=min_tracking_confidence,
         )
-        self._landmarker = vision.HandLandmarker.create_from_options(options)
+        with _quiet_native_logs():
+            self._landmarker = vision.HandLandmarker.create_from_options(options)
         self._last_ms = -1
+        self._warmed = False
 
     def detect(self, image_bgr: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
         """Find the hands in one BGR frame.
@@ -165,21 +189,25 @@ class HandDetector:
 
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
-        if self.video:
-            if timestamp_ms is None:
-                raise ValueError("VIDEO mode needs a timestamp for each frame")
-            ms = max(int(timestamp_ms), self._last_ms + 1)
-            self._last_ms = ms
-            result = self._landmarker.detect_for_video(image, ms)
-        else:
-            result = self._landmarker.detect(image)
+        if self.video and timestamp_ms is None:
+            raise ValueError("VIDEO mode needs a timestamp for each frame")
+        # The first call logs a few native warnings too.
+        with contextlib.nullcontext() if self._warmed else _quiet_native_logs():
+            if self.video:
+                ms = max(int(timestamp_ms), self._last_ms + 1)
+                self._last_ms = ms
+                result = self._landmarker.detect_for_video(image, ms)
+            else:
+                result = self._landmarker.detect(image)
+        self._warmed = True
         height, width = image_bgr.shape[:2]
         return hands_from_result(result, width, height)
 
     def close(self) -> None:
         """Release MediaPipe's graph (safe to call twice)."""
         if self._landmarker is not None:
-            self._landmarker.close()
+            with _quiet_native_logs():
+                self._landmarker.close()
             self._landmarker = None
 
     def __enter__(self) -> "HandDetector":

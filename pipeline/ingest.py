@@ -137,6 +137,15 @@ def _process(task: Task) -> FileResult:
     return result
 
 
+def detect_files(tasks: list[Task], settings: CropSettings, workers: int = 1, hand_model: str | None = None,
+                 num_hands: int = 2, stride: int = 5) -> Iterator[FileResult]:
+    """Detect and crop the hands of each file, in file order, over ``workers`` processes.
+
+    Photos give one frame; videos give every ``stride``-th frame (all frames are tracked).
+    """
+    return _results(tasks, workers, (hand_model, num_hands, settings, max(1, stride)))
+
+
 def _results(tasks: list[Task], workers: int, init_args: tuple) -> Iterator[FileResult]:
     if workers <= 1:
         _init_worker(*init_args)
@@ -180,10 +189,9 @@ def import_folder(
             rows[task.label][status] += 1
         else:
             todo.append(task)
-    init_args = (hand_model, num_hands, writer.settings, max(1, stride))
     bar = tqdm(total=len(todo), desc="import", unit="file", disable=not progress)
     try:
-        for result in _results(todo, workers, init_args):
+        for result in detect_files(todo, writer.settings, workers, hand_model, num_hands, stride):
             counts = rows[result.task.label]
             if result.error:
                 status = "unreadable"

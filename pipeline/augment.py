@@ -1,0 +1,79 @@
+"""Batched, seeded augmentation on crop tensors: one call per batch, no per-sample Python.
+
+Each transform imitates a way another person's hand, camera or room differs from the training
+photos: hand angle and size (affine), lighting and skin tone (brightness, contrast, gamma),
+camera resolution (blur by down- and up-sampling), and occlusion (erasing).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strength of each augmentation (0 turns one off)."""
+
+    rotate_deg: float = 15.0
+    scale: float = 0.12  # zoom in [1 - scale, 1 + scale]
+    shift: float = 0.08  # as a fraction of the side
+    brightness: float = 0.25
+    contrast: float = 0.35
+    gamma: float = 0.35  # log-uniform in [exp(-g), exp(g)]
+    blur_prob: float = 0.3
+    erase_prob: float = 0.25
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=gen) * (high - low) + low
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Augment a (B, 1, S, S) float batch in [0, 1]; the black background stays black."""
+    b, _, s, _ = x.shape
+    if b == 0:
+        return x
+    hand = (x > 0).to(x.dtype)
+    if cfg.rotate_deg or cfg.scale or cfg.shift:
+        angle = _uniform(b, -cfg.rotate_deg, cfg.rotate_deg, gen) * math.pi / 180
+        zoom = _uniform(b, 1 - cfg.scale, 1 + cfg.scale, gen)
+        tx, ty = (_uniform(b, -2 * cfg.shift, 2 * cfg.shift, gen) for _ in range(2))
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(torch.cat([x, hand], 1), grid, align_corners=False, padding_mode="zeros")
+        x, hand = x[:, :1], (x[:, 1:] > 0.5).to(x.dtype)
+    if cfg.gamma:
+        g = torch.exp(_uniform(b, -cfg.gamma, cfg.gamma, gen)).view(b, 1, 1, 1)
+        x = x.clamp_min(1e-6) ** g
+    if cfg.contrast or cfg.brightness:
+        c = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast, gen).view(b, 1, 1, 1)
+        br = _uniform(b, -cfg.brightness, cfg.brightness, gen).view(b, 1, 1, 1)
+        # Contrast about each hand's own mean, so a dark hand does not simply turn black.
+        mean = (x * hand).sum((2, 3), keepdim=True) / hand.sum((2, 3), keepdim=True).clamp_min(1)
+        x = (x - mean) * c + mean + br
+    if cfg.blur_prob:
+        pick = torch.rand(b, generator=gen) < cfg.blur_prob
+        if pick.any():
+            small = F.interpolate(x[pick], scale_factor=0.5, mode="area")
+            x = x.clone()
+            x[pick] = F.interpolate(small, size=(s, s), mode="bilinear", align_corners=False)
+    if cfg.erase_prob:
+        pick = (torch.rand(b, generator=gen) < cfg.erase_prob).view(b, 1, 1, 1)
+        side = torch.randint(s // 6, s // 3 + 1, (b,), generator=gen).view(b, 1, 1, 1)
+        cy, cx = (torch.randint(0, s, (b,), generator=gen).view(b, 1, 1, 1) for _ in range(2))
+        ys = torch.arange(s).view(1, 1, s, 1)
+        xs = torch.arange(s).view(1, 1, 1, s)
+        box = ((ys - cy).abs() * 2 < side) & ((xs - cx).abs() * 2 < side) & pick
+        x = x.masked_fill(box, 0.0)
+    return (x * hand).clamp(0, 1)

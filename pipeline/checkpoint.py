@@ -1,0 +1,124 @@
+"""Checkpoints: a plain dict that ``torch.load(path, weights_only=True)`` reads.
+
+Keys: ``format``, ``package_version``, ``model_name``, ``model_config``, ``members`` (one state
+dict per ensemble member; one for a single model), ``label_names``, ``crop_settings``, ``input``,
+``metrics``, ``train_config``, ``data``. The crop settings travel with the weights, so evaluate
+and demo always feed a model the crops it was trained on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from . import __version__
+from .crops import CropSettings
+from .errors import UserError
+from .models import LeNet, LeNetConfig
+
+FORMAT = 1
+#: The model that evaluate and demo use when none is given.
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fingers.pt"
+
+
+class Ensemble(nn.Module):
+    """Averages the log-probabilities of several models of one architecture (seeds).
+
+    ``layer(name)`` is not defined: explain an ensemble through its ``members``.
+    """
+
+    def __init__(self, members: Sequence[LeNet]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Mean log-probability: a proper logit for argmax/softmax, and a sum of the members' scores.
+        return torch.stack([m(x).log_softmax(1) for m in self.members]).mean(0)
+
+
+def make_checkpoint(models: Sequence[LeNet], model_name: str, label_names: Sequence[str], crop: CropSettings | None,
+                    metrics: dict | None = None, train_config: dict | None = None, data: dict | None = None) -> dict:
+    """Build the checkpoint dict for one model or an ensemble of same-architecture models.
+
+    ``crop`` is None for models of images that are not hand crops (MNIST, Sign-MNIST).
+    """
+    return {
+        "format": FORMAT,
+        "package_version": __version__,
+        "model_name": model_name,
+        "model_config": models[0].config.to_dict(),
+        "members": [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in models],
+        "label_names": list(label_names),
+        "crop_settings": crop.to_dict() if crop else None,
+        "input": {"scale": "uint8 / 255", "mean": models[0].config.mean, "std": models[0].config.std},
+        "metrics": metrics or {},
+        "train_config": train_config or {},
+        "data": data or {},
+    }
+
+
+def save_checkpoint(checkpoint: dict, path: str | Path) -> None:
+    """Write atomically: a crash mid-save never leaves a half checkpoint behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | Path | None = None) -> dict:
+    """Load a checkpoint dict (default: ``models/fingers.pt``), with one clear line for each problem.
+
+    ``ckpt["crop"]`` is its :class:`CropSettings` (None for models of non-hand images).
+    """
+    path = Path(path) if path else DEFAULT_MODEL
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file; train one with 'python -m pipeline.train' or pass --model PATH")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a non-checkpoint file
+        raise UserError(f"{path}: not a checkpoint of this package ({type(e).__name__}); pass a .pt file written by pipeline.train") from None
+    if not isinstance(ckpt, dict) or "members" not in ckpt or "model_config" not in ckpt:
+        raise UserError(f"{path}: not a checkpoint of this package (no model_config/members); pass a .pt file written by pipeline.train")
+    if ckpt.get("format", 0) > FORMAT:
+        raise UserError(f"{path}: checkpoint format {ckpt['format']} is newer than this package knows ({FORMAT}); upgrade it")
+    saved = ckpt.get("crop_settings")
+    ckpt["crop"] = CropSettings.from_dict(saved, f"{path}: crop settings") if saved else None
+    return ckpt
+
+
+def require_hand_model(ckpt: dict, path: str | Path | None) -> CropSettings:
+    """The checkpoint's crop settings; a model not trained on hand crops is refused with one line."""
+    if ckpt.get("crop") is None:
+        raise UserError(f"{path or DEFAULT_MODEL}: this model was trained on {ckpt.get('data', {}).get('path', 'other images')}, "
+                        "not on hand crops; pass a model trained on a dataset from pipeline.collect")
+    return ckpt["crop"]
+
+
+def build_from_checkpoint(ckpt: dict, where: str = "checkpoint") -> nn.Module:
+    """The model (or :class:`Ensemble`) a checkpoint describes, with its weights, in eval mode."""
+    config = LeNetConfig.from_dict(ckpt["model_config"])
+    if config.num_classes != len(ckpt["label_names"]):
+        raise UserError(f"{where}: {config.num_classes} outputs but {len(ckpt['label_names'])} label names; the file is inconsistent")
+    members = []
+    for state in ckpt["members"]:
+        model = LeNet(config)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise UserError(f"{where}: weights do not fit model {ckpt.get('model_name')!r} ({first})") from None
+        members.append(model.eval())
+    model = members[0] if len(members) == 1 else Ensemble(members)
+    return model.eval()
+
+
+def load_model(path: str | Path | None = None) -> tuple[nn.Module, dict]:
+    """Read a checkpoint and build its model: ``(model, checkpoint)``; ``checkpoint["crop"]`` is its CropSettings."""
+    ckpt = read_checkpoint(path)
+    return build_from_checkpoint(ckpt, str(path or DEFAULT_MODEL)), ckpt
