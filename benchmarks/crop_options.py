@@ -41,11 +41,15 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--extra", action="store_true", help="also try margins and bone widths")
+    parser.add_argument("--widths", type=float, nargs="*", default=[], help="bone widths to try (fraction of the palm)")
+    parser.add_argument("--only-widths", action="store_true", help="skip the four main settings")
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = load_dataset(args.data)
     labels, groups = data.labels, data.groups
-    settings = dict(SETTINGS)
+    settings = {} if args.only_widths else dict(SETTINGS)
+    for w in args.widths:
+        settings[f"bones_width{w}"] = replace(BASE, bone_width=w)
     if args.extra:
         for m in (0.05, 0.25):
             settings[f"bones_margin{m}"] = replace(BASE, margin=m)

@@ -15,12 +15,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 from .cli_options import add_crop_options, add_hand_options, crop_settings_from
 from .data import DatasetWriter, check_label
 from .errors import UserError, run_command
-from .ingest import detection_rate, import_folder, parse_label_map
+from .hands import resolve_hand_model
+from .hands import resolve_hand_model
+from .ingest import detection_rate, import_folder, parse_label_map, scan
 
 KEYS_HELP = """keys in the recording window:
   1-9, 0        pick label 1..10;  [ / ]  previous / next label (any number of labels)
@@ -71,6 +74,9 @@ def run_import(args: argparse.Namespace) -> int:
     label_map = parse_label_map(args.map)
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    # A bad --from, --map or --hand-model fails before --data is created.
+    scan(args.from_dir, label_map)
+    resolve_hand_model(args.hand_model)
     start = time.perf_counter()
     with DatasetWriter(args.data, settings) as writer:
         try:
@@ -88,19 +94,32 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_live(args: argparse.Namespace) -> int:
-    from .recorder import record_live
+    from .recorder import check_display, record_live
 
     labels = [check_label(name) for name in args.label]
     if not labels:
         raise UserError("name at least one gesture to record with --label NAME (repeat for more)")
     if args.stride is not None and args.stride < 1:
         raise UserError(f"--stride must be at least 1, got {args.stride}")
+    if args.countdown < 0:
+        raise UserError(f"--countdown must be 0 or more seconds, got {args.countdown}")
+    # Check what can be checked before the dataset folder is created.
+    source = args.source or "0"
+    resolve_hand_model(args.hand_model)
+    if not source.isdigit() and not Path(source).exists():
+        raise UserError(f"{source}: no such file; pass a webcam index (0) or a video file as --source")
+    if not args.headless:
+        check_display()
     group = args.group or time.strftime("live-%Y%m%d-%H%M%S")
     with DatasetWriter(args.data, crop_settings_from(args), labels) as writer:
-        counts = record_live(
-            args.source or "0", writer, labels, group, hand_model=args.hand_model, num_hands=args.num_hands,
-            stride=args.stride or 3, countdown=args.countdown, headless=args.headless,
-        )
+        try:
+            counts = record_live(source, writer, labels, group, hand_model=args.hand_model, num_hands=args.num_hands,
+                                 stride=args.stride or 3, countdown=args.countdown, headless=args.headless)
+        except KeyboardInterrupt:
+            counts = writer.counts()
+            print(f"interrupted: every sample saved so far is in {args.data}", file=sys.stderr)
+            print(" ".join(f"{label}={n}" for label, n in counts.items()) + f" group={group} data={args.data}")
+            return 130
     print(" ".join(f"{label}={n}" for label, n in counts.items()) + f" group={group} data={args.data}")
     return 0
 

@@ -164,24 +164,33 @@ class CameraSource(Source):
         self._thread = threading.Thread(target=self._read, name=f"camera-{index}", daemon=True)
         self._thread.start()
 
+    def _offer(self, item: tuple | None) -> None:
+        try:
+            self._frames.get_nowait()  # drop the stale frame: only the newest matters
+        except queue.Empty:
+            pass
+        self._frames.put_nowait(item)
+
     def _read(self) -> None:
         start = time.monotonic()
-        while not self._stop.is_set():
-            ok, image = self.capture.read()
-            if not ok:
-                self._frames.put(None)
-                return
-            ms = int((time.monotonic() - start) * 1000)
-            try:
-                self._frames.get_nowait()  # drop the stale frame
-            except queue.Empty:
-                pass
-            self._frames.put((image, ms))
+        try:
+            while not self._stop.is_set():
+                ok, image = self.capture.read()
+                if not ok:
+                    return
+                self._offer((image, int((time.monotonic() - start) * 1000)))
+        finally:
+            self._offer(None)  # end marker, also when the reader dies of an exception
 
     def __iter__(self) -> Iterator[Frame]:
         index, last_ms = 0, -1
         while True:
-            item = self._frames.get()
+            try:
+                item = self._frames.get(timeout=0.5)
+            except queue.Empty:
+                if self._thread.is_alive():
+                    continue
+                item = None
             if item is None:
                 if index == 0:
                     raise UserError(f"camera {self.index} opened but gave no frame; is another program using it?")
