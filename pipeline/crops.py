@@ -47,7 +47,7 @@ class CropSettings:
     rotate: bool = True
     mirror_left: bool = True
     mask: str = "bones"
-    bone_width: float = 0.35
+    bone_width: float = 0.25
     render_scale: int = 4
     version: int = CROP_VERSION
 
