@@ -22,7 +22,6 @@ from .cli_options import add_crop_options, add_hand_options, crop_settings_from
 from .data import DatasetWriter, check_label
 from .errors import UserError, run_command
 from .hands import resolve_hand_model
-from .hands import resolve_hand_model
 from .ingest import detection_rate, import_folder, parse_label_map, scan
 
 KEYS_HELP = """keys in the recording window:

@@ -17,6 +17,7 @@ so a Ctrl-C or a crash at any moment loses at most the sample being written, nev
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -133,12 +134,14 @@ class DatasetWriter:
             self._ensure_label(label)
         self.index_path = self.root / INDEX
         self._done: set[tuple[str, int]] = set()
+        self._done_hands: set[tuple[str, int, int]] = set()
         self._last_ids: list[str] = []
         next_id = 0
         if self.index_path.is_file():
             self._repair_tail()
             for row in _read_rows(self.index_path):
                 self._done.add((row["source"], int(row["frame"])))
+                self._done_hands.add((row["source"], int(row["frame"]), int(row["hand"])))
                 next_id = max(next_id, int(row["id"]) + 1)
         # Files of a sample whose row never got written (a crash in between) must not be reused.
         for sub in ("crops", "large", "trash"):
@@ -151,7 +154,7 @@ class DatasetWriter:
         if self.files_path.is_file():
             with open(self.files_path, encoding="utf-8", newline="") as f:
                 self._files = {r[0]: r[1] for r in csv.reader(f) if len(r) == 2}
-        new = not self.index_path.is_file()
+        new = not self.index_path.is_file() or self.index_path.stat().st_size == 0
         self._index = open(self.index_path, "a", encoding="utf-8", newline="")
         if new:
             self._write_line(COLUMNS)
@@ -167,14 +170,33 @@ class DatasetWriter:
             self._save_meta()
 
     def _repair_tail(self) -> None:
-        # A kill in the middle of a write can leave a partial last line: end it, so the next row
-        # starts on its own line (the reader drops the partial one).
+        # A kill in the middle of a write can leave a partial last line. Merely ending it is not
+        # enough: a line cut inside the quoted settings column leaves the quote open, and the next
+        # row would vanish into it. So a partial line is cut off (the reader drops it too); a line
+        # that holds a whole row and lacks only its newline is rewritten whole.
         with open(self.index_path, "rb+") as f:
-            if f.seek(0, os.SEEK_END) == 0:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
                 return
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
+            f.seek(max(0, size - (1 << 16)))
+            block = f.read()
+            if block.endswith(b"\n"):
+                return
+            start = size - len(block) + block.rfind(b"\n") + 1
+            tail = block[block.rfind(b"\n") + 1:]
+            try:
+                values = next(csv.reader([tail.decode("utf-8")]))
+            except (UnicodeDecodeError, csv.Error, StopIteration):
+                values = []
+            whole = values == COLUMNS or (len(values) == len(COLUMNS) and _complete(dict(zip(COLUMNS, values))))
+            f.seek(start)
+            f.truncate()
+            if whole:
+                buffer = io.StringIO()
+                csv.writer(buffer, lineterminator="\n").writerow(values)
+                f.write(buffer.getvalue().encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
 
     def _write_line(self, values: Iterable) -> None:
         buffer = io.StringIO()
@@ -197,9 +219,14 @@ class DatasetWriter:
             os.fsync(f.fileno())
         self._files[source] = status
 
-    def has(self, source: str, frame: int = 0) -> bool:
-        """True if a sample from this source file and frame is already saved (re-imports skip it)."""
-        return (source, frame) in self._done
+    def has(self, source: str, frame: int = 0, hand: int | None = None) -> bool:
+        """True if a sample from this source file and frame (and hand, if given) is already saved.
+
+        Re-imports skip those; pass ``hand`` so that a frame interrupted between its hands is completed.
+        """
+        if hand is None:
+            return (source, frame) in self._done
+        return (source, frame, hand) in self._done_hands
 
     def add(self, crop: Crop, hand: Hand, label: str, group: str, source: str, frame: int = 0,
             timestamp_ms: int = 0, hand_index: int = 0, frame_size: tuple[int, int] = (0, 0)) -> Sample:
@@ -220,6 +247,7 @@ class DatasetWriter:
             self.settings.to_json(),
         ])
         self._done.add((source, frame))
+        self._done_hands.add((source, frame, hand_index))
         self._last_ids.append(sample_id)
         return Sample(sample_id, label, group, source, frame)
 
@@ -247,7 +275,10 @@ class DatasetWriter:
         self._index.close()
         _atomic_write(self.index_path, buffer.getvalue())
         self._index = open(self.index_path, "a", encoding="utf-8", newline="")
-        self._done.discard((row["source"], int(row["frame"])))
+        key = (row["source"], int(row["frame"]))
+        self._done_hands.discard((*key, int(row["hand"])))
+        if not any(done[:2] == key for done in self._done_hands):
+            self._done.discard(key)
         return Sample(sample_id, row["label"], row["group"], row["source"], int(row["frame"]))
 
     def counts(self) -> dict[str, int]:
@@ -272,7 +303,22 @@ def _read_rows(path: Path) -> list[dict]:
     """Read the index, dropping a partial last row (left by a crash mid-write)."""
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    return [r for r in rows if r.get("crop") and None not in r and all(r.get(c) is not None for c in COLUMNS)]
+    return [r for r in rows if _complete(r)]
+
+
+def _complete(row: dict) -> bool:
+    """A whole index row: every column, and the last one (the settings JSON) not cut short."""
+    if None in row or any(row.get(c) is None for c in COLUMNS):
+        return False
+    return _is_json_object(row["crop"])
+
+
+@lru_cache(maxsize=64)
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,7 +421,8 @@ def _load_cached(key: tuple, settings_json: str, progress: bool) -> Dataset:
     label_names += missing
 
     cache_dir = root / ".cache"
-    digest = f"{key[1]}-{key[2]}-{abs(hash(settings_json)) % 10**8}"
+    # hashlib, not hash(): str hashes change with every process, which made every load miss the cache.
+    digest = f"{key[1]}-{key[2]}-{hashlib.sha1(settings_json.encode()).hexdigest()[:8]}"
     cache_file = cache_dir / f"images-{settings.size}-{settings.mask}-{digest}.npy"
     saved = CropSettings.from_dict(meta["crop"])
     if cache_file.is_file():

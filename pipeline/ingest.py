@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from .crops import Crop, CropSettings, crop_hand
 from .data import DatasetWriter, check_label
 from .errors import UserError
-from .hands import Hand, HandDetector
+from .hands import Hand, HandDetector, resolve_hand_model
 from .sources import VideoSource, is_image, is_video, read_image
 
 _SESSION = re.compile(r"^(.*?)_?pic\d+$")
@@ -143,6 +143,8 @@ def detect_files(tasks: list[Task], settings: CropSettings, workers: int = 1, ha
 
     Photos give one frame; videos give every ``stride``-th frame (all frames are tracked).
     """
+    # Check the model here: a worker whose initializer raises is restarted by the pool forever.
+    resolve_hand_model(hand_model)
     return _results(tasks, workers, (hand_model, num_hands, settings, max(1, stride)))
 
 
@@ -201,9 +203,9 @@ def import_folder(
                 status = "found"
             counts[status] += 1
             for frame, ms, size, crops in result.frames:
-                if writer.has(result.task.relative, frame):
-                    continue  # saved before an interruption, in the middle of a video
                 for hand_index, (hand, crop) in enumerate(crops):
+                    if writer.has(result.task.relative, frame, hand_index):
+                        continue  # saved before an interruption (in a video, or between two hands)
                     writer.add(crop, hand, result.task.label, result.task.group, result.task.relative,
                                frame, ms, hand_index, size)
                     counts["saved"] += 1
