@@ -34,7 +34,8 @@ class CropSettings:
         rotate: turn the hand so that wrist -> middle-finger base points up.
         mirror_left: mirror left hands so they look like right hands.
         mask: ``"none"``; ``"hull"`` (convex hull of the landmarks, which fills the gaps between
-            spread fingers); or ``"bones"`` (thick finger segments plus the palm, which keeps them).
+            spread fingers); or ``"bones"`` (thick finger segments plus the palm, which keeps the
+            gaps from the fingertips down to where the fingers meet).
         bone_width: bone thickness for ``mask="bones"``, as a fraction of the palm length
             (wrist to middle-finger base).
         render_scale: the crop is warped at ``size * render_scale`` pixels, masked, then reduced

@@ -103,7 +103,7 @@ def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConf
     val_x, val_y = data.images[split.val], data.labels[split.val]
     pixels = to_float(train_x)
     mean, std = float(pixels.mean()), float(pixels.std())
-    log(f"data {data.root}: {len(data)} samples, {len(data.label_names)} classes; "
+    log(f"data {_shown(data.root)}: {len(data)} samples, {len(data.label_names)} classes; "
         f"split by group: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}")
     start = time.perf_counter()
     models: list[LeNet] = []
@@ -145,7 +145,7 @@ def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConf
         models.append(model.eval())
         log(f"member {k} (seed {seed}): best val acc {best['val_acc']:.3f} at epoch {best['epoch']}")
 
-    ckpt_data = {"path": str(data.root), "n": len(data), "split_groups": split.groups(data)}
+    ckpt_data = {"path": _shown(data.root), "n": len(data), "split_groups": split.groups(data)}
     # The test split, touched once.
     member_logits = [predict_logits(m, data.images[split.test]) for m in models]
     test_y = data.labels[split.test]
@@ -180,3 +180,10 @@ def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConf
     log(f"test_accuracy={test_acc:.4f}")
     return RunResult(out, test_acc, val_acc, member_acc, epochs, params, macs, seconds)
 
+
+def _shown(path: Path) -> str:
+    """A path relative to the working folder when it lies inside it (checkpoints travel)."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
