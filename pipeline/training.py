@@ -120,8 +120,9 @@ def train_model(
         record = EpochRecord(epoch, total_loss / n, correct / n, val_loss, accuracy(val_logits, val[1]),
                              optimizer.param_groups[0]["lr"])
         history.append(record)
-        # Best = highest validation accuracy, ties broken by lower validation loss.
-        if (record.val_acc, -record.val_loss) > (best["val_acc"], -best["val_loss"]):
+        # Best = highest validation accuracy, ties broken by lower validation loss; without a
+        # validation split, the last epoch.
+        if not len(val[1]) or (record.val_acc, -record.val_loss) > (best["val_acc"], -best["val_loss"]):
             best = {"val_acc": record.val_acc, "val_loss": record.val_loss,
                     "weights": copy.deepcopy(model.state_dict()), "epoch": epoch}
             stale = 0
