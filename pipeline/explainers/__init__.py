@@ -1,0 +1,17 @@
+"""Explainers: gradient saliency, SmoothGrad, Grad-CAM and Grad-CAM++ on whole batches.
+
+Build one per model (and layer) and reuse it; a call returns raw maps and leaves the model as
+it found it (train/eval mode, parameter ``.grad``, hooks)::
+
+    cam = GradCAM(model, "conv2")
+    maps = normalize(upsample(cam(images), 28, cam.grid))   # (B, 1, 28, 28) in [0, 1], cells on their pixels
+"""
+
+from .base import Explainer, RunningMax, Target, explaining, find_layer, gradients, layer_grid, normalize, resolve_targets, upsample
+from .gradcam import GradCAM, GradCAMPlusPlus
+from .saliency import Saliency, SmoothGrad
+
+__all__ = [
+    "Explainer", "GradCAM", "GradCAMPlusPlus", "RunningMax", "Saliency", "SmoothGrad", "Target", "explaining",
+    "find_layer", "gradients", "layer_grid", "normalize", "resolve_targets", "upsample",
+]
