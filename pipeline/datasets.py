@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset
+from .duplicates import copy_groups
 from .errors import UserError
 
 
@@ -123,5 +124,6 @@ def load_signmnist(path: str | Path) -> Dataset:
     present = sorted(set(raw.tolist()))
     letters = [string.ascii_uppercase[i] for i in present]
     labels = np.searchsorted(present, raw)
-    groups = np.array([f"g{g}" for g in near_duplicate_groups(images)])
+    # Plain correlation misses copies cropped a few pixels off or zoomed; copy_groups links those too.
+    groups = np.array([f"g{g}" for g in copy_groups(images, near_duplicate_groups(images))])
     return _dataset(images, labels, groups, letters, path)

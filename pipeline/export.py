@@ -1,0 +1,50 @@
+"""``python -m pipeline.export``: a checkpoint as an ONNX file, labels and crop settings inside.
+
+    python -m pipeline.export --model models/fingers.pt --out model.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .checkpoint import DEFAULT_MODEL
+from .errors import run_command
+from .onnx_export import INPUT, OUTPUT, export_checkpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.export",
+        description="Export a checkpoint (one model or an ensemble) to ONNX. Input 'image': float32 "
+                    "(batch, 1, 28, 28) crops scaled to [0, 1]; output 'logits'. The label names, crop settings "
+                    "and model config are stored in the file's metadata_props. Needs: pip install \"handcam[export]\".",
+        epilog="example:\n  python -m pipeline.export --model models/fingers.pt --out model.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", metavar="PT", help=f"checkpoint to export (default: {DEFAULT_MODEL})")
+    parser.add_argument("--out", metavar="ONNX", help="output file (default: the checkpoint's path with .onnx)")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
+    parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.out) if args.out else Path(args.model or DEFAULT_MODEL).with_suffix(".onnx")
+    result = export_checkpoint(args.model, out, overwrite=args.force, opset=args.opset, check=not args.no_check)
+    kind = f"ensemble of {result.members}" if result.members > 1 else "single model"
+    print(f"wrote {result.out} ({result.bytes / 1024:.0f} KiB, {kind}): input '{INPUT}' float32 (batch, 1, H, W) in [0, 1], "
+          f"output '{OUTPUT}' over {len(result.labels)} labels: {', '.join(result.labels)}")
+    if result.max_abs_diff is None:
+        print("not checked: onnxruntime is not installed")
+    else:
+        print(f"onnxruntime_max_abs_diff={result.max_abs_diff:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))
