@@ -101,16 +101,13 @@ def _show(ax: "matplotlib.axes.Axes", image: np.ndarray, cmap: str | None = None
 def plot_rows(rows: list[tuple[str, np.ndarray, dict[str, np.ndarray]]], path: Path, title: str) -> None:
     """One row per item: the crop (uint8), then each map; Grad-CAM maps are blended onto the crop."""
     import cv2
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from .heatmaps import blend
 
     columns = ["crop", *rows[0][2]]
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.7 * len(columns), 1.8 * len(rows) + 0.4),
-                             squeeze=False)
+    fig = Figure(figsize=(1.7 * len(columns), 1.8 * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), len(columns), squeeze=False)
     for r, (label, crop, maps) in enumerate(rows):
         _show(axes[r, 0], crop, "gray", columns[0] if r == 0 else "")
         axes[r, 0].set_ylabel(label, fontsize=8)
@@ -123,7 +120,6 @@ def plot_rows(rows: list[tuple[str, np.ndarray, dict[str, np.ndarray]]], path: P
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def build_parser() -> argparse.ArgumentParser:

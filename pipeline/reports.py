@@ -28,15 +28,13 @@ def per_class_table(matrix: np.ndarray, names: Sequence[str]) -> "pd.DataFrame":
 
 def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: str | Path, title: str = "") -> None:
     """Seaborn heat map of a confusion matrix, with row-normalised colours and raw counts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.figure import Figure
 
     share = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     size = 1.2 + 0.55 * len(names)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    fig = Figure(figsize=(size + 1.5, size))  # no pyplot: leaves the caller's backend alone
+    ax = fig.subplots()
     sns.heatmap(share, annot=matrix, fmt="d", cmap="Blues", vmin=0, vmax=1, xticklabels=names, yticklabels=names,
                 cbar_kws={"label": "share of the true class"}, ax=ax)
     ax.set_xlabel("predicted")
@@ -44,17 +42,14 @@ def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: str | Path, t
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_curves(metrics: "pd.DataFrame", path: str | Path, title: str = "") -> None:  # noqa: F821
     """Loss and accuracy per epoch, train vs validation."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    left, right = fig.subplots(1, 2)
     for ax, key in ((left, "loss"), (right, "acc")):
         for split in ("train", "val"):
             ax.plot(metrics["epoch"], metrics[f"{split}_{key}"], label=split)
@@ -65,4 +60,3 @@ def plot_curves(metrics: "pd.DataFrame", path: str | Path, title: str = "") -> N
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
