@@ -10,6 +10,7 @@ Landmarks are in continuous pixel coordinates (a W x H frame spans [0, W] x [0, 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 import cv2
@@ -27,7 +28,10 @@ GREEN: Color = (80, 220, 80)
 RED: Color = (40, 40, 230)
 AMBER: Color = (0, 190, 255)
 GRAY: Color = (160, 160, 160)
+MUTED: Color = (96, 96, 96)  # a gray that white text reads on, and that shows on DARK
 HIGHLIGHT: Color = (150, 90, 20)  # background of the current label: a dark blue that white text reads on
+#: One colour per tracked hand (``PALETTE[id % len]``), dark enough for white text on it.
+PALETTE: tuple[Color, ...] = ((150, 90, 20), (40, 120, 40), (120, 40, 140), (20, 100, 170), (130, 110, 30))
 
 _SHIFT = 4  # sub-pixel drawing: coordinates carry 4 fractional bits (1/16 px)
 
@@ -60,6 +64,12 @@ def draw_hand(image: np.ndarray, hand: Hand, color: Color = GREEN, joint_color: 
     return image
 
 
+@lru_cache(maxsize=4096)
+def _text_size(text: str, scale: float, thickness: int) -> tuple[tuple[int, int], int]:
+    """``cv2.getTextSize``, remembered: a live overlay measures the same labels and legend every frame."""
+    return cv2.getTextSize(text, FONT, scale, thickness)
+
+
 def put_text(image: np.ndarray, text: str, org: tuple[int, int], color: Color = WHITE,
              background: Color | None = DARK, scale: float | None = None, thickness: int = 1,
              pad: int = 4) -> tuple[int, int, int, int]:
@@ -69,7 +79,7 @@ def put_text(image: np.ndarray, text: str, org: tuple[int, int], color: Color = 
     Returns the box ``(x0, y0, x1, y1)``, so the next line can go at ``(x0, y1)``.
     """
     scale = scale or font_scale_for(image)
-    (w, h), baseline = cv2.getTextSize(text, FONT, scale, thickness)
+    (w, h), baseline = _text_size(text, scale, thickness)
     x0, y0 = org
     x1, y1 = x0 + w + 2 * pad, y0 + h + baseline + 2 * pad
     if background is not None:
@@ -82,7 +92,7 @@ def text_box_size(image: np.ndarray, text: str, scale: float | None = None, thic
                   pad: int = 4) -> tuple[int, int]:
     """``(width, height)`` of the box :func:`put_text` draws for ``text`` (to place it from the right or bottom)."""
     scale = scale or font_scale_for(image)
-    (w, h), baseline = cv2.getTextSize(text, FONT, scale, thickness)
+    (w, h), baseline = _text_size(text, scale, thickness)
     return w + 2 * pad, h + baseline + 2 * pad
 
 
@@ -116,6 +126,62 @@ def paste_inset(image: np.ndarray, inset: np.ndarray, corner: str = "top-right",
     if border is not None:
         cv2.rectangle(image, (cx0, cy0), (cx1 - 1, cy1 - 1), border, 1)
     return cx0, cy0, cx1, cy1
+
+
+def inset_zoom(frame_height: int, crop_size: int, fraction: float = 1 / 3) -> int:
+    """Zoom for a crop inset about ``fraction`` of the frame's height, in whole pixels (at least 1)."""
+    return max(1, round(frame_height * fraction / crop_size))
+
+
+def scale_to_fit(image: np.ndarray, text: str, width: int, scale: float | None = None, pad: int = 4) -> float:
+    """The largest text scale up to ``scale`` (default :func:`font_scale_for`) at which ``text`` fits ``width`` pixels."""
+    scale = scale or font_scale_for(image)
+    needed = text_box_size(image, text, scale, pad=pad)[0]
+    return scale if needed <= width else max(0.25, scale * (width - 2 * pad) / max(1, needed - 2 * pad))
+
+
+def draw_prediction(image: np.ndarray, anchor: Sequence[float], title: str, names: Sequence[str], probs: np.ndarray,
+                    color: Color = HIGHLIGHT, top: int = 3, scale: float | None = None,
+                    bounds: Sequence[int] | None = None,
+                    avoid: Sequence[Sequence[int]] = ()) -> tuple[int, int, int, int]:
+    """A hand's label panel: ``title`` (e.g. ``five 0.97``) on ``color``, then its ``top`` classes as bars.
+
+    The panel goes above ``anchor`` (the hand's box ``x0, y0, x1, y1`` in pixels) where there is
+    room inside ``bounds`` (``x0, y0, x1, y1``; default: the frame) clear of the boxes in
+    ``avoid`` (other hands' panels), else below it, else to its right or left, else under one of
+    the avoided boxes; with no such room it takes the first of those places inside the bounds,
+    else it is pushed inside them. The first bar is in ``color``, the others gray. Returns the
+    panel's box.
+    """
+    scale = scale or font_scale_for(image)
+    small = scale * 0.7
+    order = [int(i) for i in np.argsort(-np.asarray(probs))[:top]]
+    title_w, title_h = text_box_size(image, title, scale)
+    name_w = max(text_box_size(image, names[i], small, pad=2)[0] for i in order)
+    row_h = text_box_size(image, "Ag", small, pad=2)[1]
+    bar_max = 4 * row_h
+    width, height = max(title_w, name_w + bar_max + 4), title_h + row_h * len(order)
+    bx0, by0, bx1, by1 = bounds if bounds is not None else (0, 0, image.shape[1], image.shape[0])
+    ax0, ay0, ax1, ay1 = (int(round(v)) for v in anchor)
+    x = int(np.clip(ax0, bx0, max(bx0, bx1 - width)))
+    y = int(np.clip(ay0, by0, max(by0, by1 - height)))
+    places = [(x, ay0 - height - 4), (x, ay1 + 4), (ax1 + 4, y), (ax0 - width - 4, y)]
+    places += [(b[0], b[3] + 2) for b in avoid]  # under another panel: a list of panels
+    fits = [(px, py) for px, py in places if bx0 <= px and px + width <= bx1 and by0 <= py and py + height <= by1]
+    clear = [(px, py) for px, py in fits
+             if all(px >= b[2] or px + width <= b[0] or py >= b[3] or py + height <= b[1] for b in avoid)]
+    x, y = (clear or fits or [(x, int(np.clip(places[0][1], by0, max(by0, by1 - height))))])[0]
+    put_text(image, title, (x, y), background=color, scale=scale)
+    top_y = y + title_h
+    cv2.rectangle(image, (x, top_y), (x + width - 1, top_y + row_h * len(order) - 1), DARK, -1)
+    for row, i in enumerate(order):
+        ry = top_y + row * row_h
+        put_text(image, names[i], (x, ry), background=None, scale=small, pad=2)
+        length = int(round(float(probs[i]) * bar_max))
+        if length > 0:
+            cv2.rectangle(image, (x + name_w, ry + 3), (x + name_w + length - 1, ry + row_h - 4),
+                          color if row == 0 else GRAY, -1)
+    return x, y, x + width, y + height
 
 
 def draw_labels(image: np.ndarray, labels: Sequence[str], counts: Mapping[str, int], current: int,
@@ -162,17 +228,17 @@ def draw_recording(image: np.ndarray, recording: bool, seconds_left: float = 0.0
     return org[0], box[1], box[2], box[3]
 
 
-def draw_footer(image: np.ndarray, lines: Sequence[str], margin: int = 8) -> None:
+def draw_footer(image: np.ndarray, lines: Sequence[str], margin: int = 8, scale: float | None = None) -> None:
     """Write lines at the bottom-left of the frame, the last one lowest (e.g. a message, then the key legend)."""
-    line = text_height(image)
+    line = text_height(image, scale)
     y = image.shape[0] - margin - line * len(lines)
     for text in lines:
         if text:
-            put_text(image, text, (margin, y))
+            put_text(image, text, (margin, y), scale=scale)
         y += line
 
 
 __all__ = [
-    "draw_footer", "draw_hand", "draw_labels", "draw_recording", "font_scale_for", "paste_inset", "put_text",
-    "text_box_size", "text_height",
+    "PALETTE", "draw_footer", "draw_hand", "draw_labels", "draw_prediction", "draw_recording", "font_scale_for",
+    "inset_zoom", "paste_inset", "put_text", "scale_to_fit", "text_box_size", "text_height",
 ]

@@ -21,15 +21,21 @@ _SHIFT = 4  # sub-pixel polygon filling: 4 fractional bits
 
 @lru_cache(maxsize=None)
 def _lut(colormap: int) -> np.ndarray:
-    # cv2.applyColorMap rebuilds its table on every call (~0.1 ms); a cached (256, 3) table is a lookup.
-    return cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], colormap)[:, 0]
+    # cv2.applyColorMap rebuilds a named map's table on every call (~0.1 ms); given a cached (256, 1, 3)
+    # table it is a plain lookup, 20 times faster than numpy's fancy indexing on a hand-sized region.
+    return cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], colormap)
+
+
+def levels(heat: np.ndarray) -> np.ndarray:
+    """A map in [0, 1] (float) as 0..255 (uint8, rounded); a uint8 map is returned as it is."""
+    if heat.dtype == np.uint8:
+        return heat
+    return (np.clip(heat, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def colorize(heat: np.ndarray, colormap: int = DEFAULT_COLORMAP) -> np.ndarray:
     """(H, W) map in [0, 1] (float) or 0..255 (uint8) -> (H, W, 3) uint8 BGR with an OpenCV colormap."""
-    if heat.dtype != np.uint8:
-        heat = (np.clip(heat, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return _lut(colormap)[heat]
+    return cv2.applyColorMap(levels(heat), _lut(colormap))
 
 
 def blend(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, colormap: int = DEFAULT_COLORMAP) -> np.ndarray:
@@ -86,9 +92,9 @@ def overlay_on_frame(frame: np.ndarray, heat: np.ndarray, affine: np.ndarray, cr
         heat = cv2.resize(heat, (crop_size, crop_size), interpolation=cv2.INTER_LINEAR)
     size = (x1 - x0, y1 - y0)
     roi = frame[y0:y1, x0:x1]
-    if weighted:  # one warp of the map, which is 0 outside the square (the warp fills in 0 there)
-        on_frame = warp_to_frame(np.clip(heat, 0.0, 1.0), shifted, crop_size, size)
-        weight = on_frame * np.float32(alpha)
+    if weighted:  # one warp of the map's levels (made on the small grid), 0 outside the square
+        on_frame = warp_to_frame(levels(heat), shifted, crop_size, size)
+        weight = np.multiply(on_frame, np.float32(alpha / 255.0), dtype=np.float32)
         roi[:] = cv2.blendLinear(roi, colorize(on_frame, colormap), 1.0 - weight, weight)
         return frame
     # Colour on the crop grid, then warp the colours: the cost does not grow with the hand's size on screen.
@@ -101,4 +107,4 @@ def overlay_on_frame(frame: np.ndarray, heat: np.ndarray, affine: np.ndarray, cr
     return frame
 
 
-__all__ = ["DEFAULT_COLORMAP", "blend", "colorize", "crop_corners", "crop_rect", "overlay_on_frame"]
+__all__ = ["DEFAULT_COLORMAP", "blend", "colorize", "crop_corners", "crop_rect", "levels", "overlay_on_frame"]

@@ -13,14 +13,11 @@ the first label from the first frame on.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
-import cv2
 import numpy as np
 
 from . import draw
@@ -29,12 +26,12 @@ from .data import DatasetWriter, Sample
 from .errors import UserError
 from .hands import Hand, HandDetector
 from .sources import Frame, Source, VideoSource, open_source
+from .draw import inset_zoom
+from .window import ESC, Pacer, Window, key_code
+from .window import check_display as check_screen
 
 WINDOW_TITLE = "handcam collect"
 LEGEND = "1-9,0 label  [ ] prev/next  space rec/stop  u undo  q quit"
-ESC = 27
-#: Largest window side on screen; bigger frames are shown scaled down (they are saved full size).
-MAX_WINDOW_SIDE = 1280
 
 
 class Action(Enum):
@@ -62,9 +59,9 @@ def action_for_key(key: int) -> tuple[Action, int]:
     ``1``..``9`` pick labels 0..8 and ``0`` picks label 9 (keyboard order); labels past the
     tenth are reached with ``[`` / ``]``. No key (-1) or an unknown key gives :attr:`Action.NONE`.
     """
+    key = key_code(key)
     if key < 0:
         return Action.NONE, -1
-    key &= 0xFF  # backends may set modifier bits above the character
     if ord("1") <= key <= ord("9"):
         return Action.LABEL, key - ord("1")
     if key == ord("0"):
@@ -194,30 +191,6 @@ def handle_key(state: RecorderState, key: int, now: float, writer: Undoable) -> 
     return action
 
 
-@dataclass
-class Pacer:
-    """Plays a video file in real time: how long to wait so frame ``t`` shows at ``t`` after the first.
-
-    When processing falls behind by more than ``max_lag`` seconds (a slow machine, the window
-    dragged), the clock is re-anchored instead of racing through frames to catch up.
-    """
-
-    max_lag: float = 0.25
-    origin: float | None = None
-
-    def delay_ms(self, timestamp_ms: int, now: float) -> int:
-        """Milliseconds to wait before the next frame (at least 1: ``cv2.waitKey(0)`` would block)."""
-        target = timestamp_ms / 1000.0
-        if self.origin is None or now - (self.origin + target) > self.max_lag:
-            self.origin = now - target
-        return max(1, int(round((self.origin + target - now) * 1000)))
-
-
-def inset_zoom(frame_height: int, crop_size: int) -> int:
-    """Zoom for the crop preview: about a third of the frame's height, in whole pixels."""
-    return max(1, round(frame_height / 3 / crop_size))
-
-
 def render(image: np.ndarray, found: list[tuple[Hand, Crop]], state: RecorderState, now: float) -> np.ndarray:
     """The preview: a copy of the frame with hands, crop insets, labels, recording state and keys."""
     view = image.copy()
@@ -238,49 +211,8 @@ def render(image: np.ndarray, found: list[tuple[Hand, Crop]], state: RecorderSta
 
 
 def check_display() -> None:
-    """Refuse to open a window where there is no screen (Linux without DISPLAY or WAYLAND_DISPLAY).
-
-    OpenCV's Qt backend aborts the whole process there (exit 134, no Python error), so say it first.
-    """
-    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
-        return
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("no screen for the recording window (DISPLAY is not set): run it on a desktop or "
-                        "with 'ssh -X', or add --headless to record every stride-th frame without a window")
-
-
-class Window:
-    """The OpenCV window: show a frame, read a key, tell whether the user closed it."""
-
-    def __init__(self, title: str = WINDOW_TITLE):
-        self.title = title
-        # GUI_NORMAL: no Qt toolbar, whose shortcuts would eat our keys.
-        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-        self._sized = False
-
-    def show(self, image: np.ndarray, wait_ms: int) -> int:
-        """Show ``image``, then wait up to ``wait_ms`` for a key; returns its code or -1."""
-        if not self._sized:
-            h, w = image.shape[:2]
-            scale = min(1.0, MAX_WINDOW_SIDE / max(h, w))
-            cv2.resizeWindow(self.title, round(w * scale), round(h * scale))
-            self._sized = True
-        cv2.imshow(self.title, image)
-        return cv2.waitKey(max(1, wait_ms))
-
-    def closed(self) -> bool:
-        """True once the user closed the window (with the title bar's button)."""
-        try:
-            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
-        except cv2.error:  # some backends raise once the window is gone
-            return True
-
-    def close(self) -> None:
-        try:
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)  # let the GUI process the close
-        except cv2.error:
-            pass
+    """No screen: one line saying what ``--headless`` records instead (see :func:`pipeline.window.check_display`)."""
+    check_screen("the recording window", "to record every stride-th frame without a window")
 
 
 def save_hands(writer: DatasetWriter, state: RecorderState, frame: Frame, found: list[tuple[Hand, Crop]],
@@ -340,7 +272,7 @@ def record_live(source: str, writer: DatasetWriter, labels: list[str], group: st
         if headless:
             state.start(time.monotonic())
         else:
-            window = Window()
+            window = Window(WINDOW_TITLE)
             state.message = f"space: record '{state.label}'"
         try:
             run_session(src, detector, writer, state, group, window)

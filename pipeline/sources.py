@@ -148,7 +148,13 @@ class CameraSource(Source):
     def __init__(self, index: int, width: int | None = None, height: int | None = None):
         self.index = index
         self.name = f"camera {index}"
-        self.capture = cv2.VideoCapture(index)
+        # OpenCV logs a dozen lines of its own when an index has no camera; the user gets our one line.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            self.capture = cv2.VideoCapture(index)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not self.capture.isOpened():
             raise UserError(
                 f"camera {index} could not be opened; check that it is connected and not used by another "

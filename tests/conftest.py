@@ -6,9 +6,15 @@ suite still runs (and says what it skipped) on a checkout without it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -118,3 +124,59 @@ def left_palm(detect) -> Detected:
     found = detect(LEFT_PALM)
     assert [h.handedness for h in found.hands] == ["Left"], f"{LEFT_PALM}: expected one left hand"
     return found
+
+
+# ---------------------------------------------------------------------------------------------
+# A real window: a private X display, and waiting on a program's effects
+
+
+@pytest.fixture
+def xvfb():
+    """A private X display; yields its DISPLAY value. Skips without Xvfb and xdotool."""
+    missing = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed: the window test needs them (apt-get install xvfb xdotool)")
+    # -displayfd: Xvfb picks a free display number and writes it to us once it accepts clients.
+    server = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        number = server.stdout.readline().strip()
+        if not number.isdigit():
+            pytest.skip("Xvfb did not start")
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def wait_for(condition, seconds: float, what: str, process: subprocess.Popen) -> None:
+    """Poll until ``condition()``; fail saying what did not happen (a video that ran out, a lost key)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    output = process.communicate()[0]
+    pytest.fail(f"{what} did not happen within {seconds} s (exit code {process.returncode}); output:\n{output[-2000:]}")
+
+
+@contextlib.contextmanager
+def window_program(args: list[str], display: str) -> Iterator[tuple[subprocess.Popen, Callable[..., str]]]:
+    """Run ``python -m <args>`` from the repository on ``display``; yields the process and an ``xdotool(*args)``
+    that talks to the same display. The process is killed at the end if it is still running."""
+    env = {**os.environ, "DISPLAY": display, "GLOG_minloglevel": "2", "QT_QPA_PLATFORM": "xcb"}
+    process = subprocess.Popen([sys.executable, "-m", *args], cwd=Path(__file__).resolve().parents[1], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def xdotool(*words: str) -> str:
+        return subprocess.run(["xdotool", *words], env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+
+    try:
+        yield process, xdotool
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

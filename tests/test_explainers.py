@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.analysis import CASCADE, cascading_randomisation, spearman
+from pipeline.analysis import constant_maps as constant
 from pipeline.checkpoint import make_checkpoint, save_checkpoint
 from pipeline.data import affines_of, load_dataset, split_by_group
 from pipeline.explainers import (GradCAM, GradCAMPlusPlus, RunningMax, Saliency, SmoothGrad, layer_grid, normalize,
@@ -295,32 +297,6 @@ def test_a_layer_is_picked_by_name_and_an_unknown_name_is_refused(trained) -> No
 # Sanity checks (Adebayo et al. 2018)
 
 
-def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image Spearman rank correlation of two (B, 1, h, w) map batches, ties given average ranks.
-
-    A constant map has no ranking: its correlation is undefined, and it is scored 0 (it shares no
-    ordering with the other map). The tests also check the figure over non-constant maps only.
-    """
-    def ranks(v: torch.Tensor) -> torch.Tensor:
-        v = v.flatten(1)
-        less = (v[:, :, None] > v[:, None, :]).sum(-1)
-        ties = (v[:, :, None] == v[:, None, :]).sum(-1)
-        r = less + (ties - 1) / 2
-        return r - r.mean(1, keepdim=True)
-
-    ra, rb = ranks(a), ranks(b)
-    norm = ra.norm(dim=1) * rb.norm(dim=1)
-    return torch.where(norm > 0, (ra * rb).sum(1) / norm.clamp_min(1e-12), torch.zeros_like(norm))
-
-
-def constant(maps: torch.Tensor) -> torch.Tensor:
-    flat = maps.flatten(1)
-    return flat.amax(1) == flat.amin(1)
-
-
-CASCADE = ["fc3", "fc2", "fc1", "conv2", "conv1"]  # from the top down
-
-
 def test_cascading_randomisation_destroys_gradcam(trained) -> None:
     """Re-initialise fc3, then fc2, fc1, conv2, conv1 (cumulative); compare Grad-CAM at conv2.
 
@@ -332,18 +308,8 @@ def test_cascading_randomisation_destroys_gradcam(trained) -> None:
     assert trained["test_acc"] > 0.8  # a real model on held-out sessions
     reference = GradCAM(model, "conv2")(x, y)
     assert constant(reference).float().mean() < 0.05
-    draws = []
-    for draw in range(16):
-        randomised, steps = copy.deepcopy(model), []
-        for i, name in enumerate(CASCADE):
-            with torch.random.fork_rng():
-                torch.manual_seed(100 * draw + i)
-                randomised.layer(name).reset_parameters()  # PyTorch's default initialisation, seeded
-            maps = GradCAM(randomised, "conv2")(x, y)
-            rho, flat = spearman(reference, maps), constant(maps)
-            steps.append([rho.mean(), rho[~flat].mean() if (~flat).any() else rho.mean(), flat.float().mean()])
-        draws.append(steps)
-    curve = torch.tensor(draws).mean(0)  # (layer, [rho, rho of non-constant maps, share of constant maps])
+    # (layer, [rho, rho of non-constant maps, share of constant maps])
+    curve = cascading_randomisation(model, lambda m: GradCAM(m, "conv2"), x, y, CASCADE, draws=16)
     print("cascade, mean of 16 draws (rho, rho of non-constant maps, share constant):",
           {name: [round(v, 3) for v in curve[i].tolist()] for i, name in enumerate(CASCADE)})
     rho_all, rho_varying, _ = curve[-1].tolist()

@@ -17,7 +17,7 @@ pytest.importorskip("ipykernel", reason="the notebook tests need nbformat, nbcli
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-@pytest.mark.parametrize("name", ["01_dataset.ipynb", "02_architecture_study.ipynb"])
+@pytest.mark.parametrize("name", ["01_dataset.ipynb", "02_architecture_study.ipynb", "03_explanations.ipynb"])
 def test_notebook_runs_on_the_quick_setting(name: str, monkeypatch) -> None:
     path = NOTEBOOKS / name
     committed = nbformat.read(path, as_version=4)

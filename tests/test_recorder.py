@@ -6,11 +6,9 @@ from __future__ import annotations
 import csv
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # before MediaPipe is first imported
 
+from conftest import wait_for, window_program  # noqa: E402
 from pipeline import collect  # noqa: E402
 from pipeline.crops import CropSettings, crop_hand  # noqa: E402
 from pipeline.data import DatasetWriter, Sample  # noqa: E402
@@ -288,39 +287,6 @@ def test_ctrl_c_keeps_every_saved_sample(video, tmp_path):
 # (c) a real window under Xvfb, driven by xdotool
 
 
-@pytest.fixture
-def xvfb():
-    """A private X display; yields its DISPLAY value. Skips without Xvfb and xdotool."""
-    missing = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed: the window test needs them (apt-get install xvfb xdotool)")
-    # -displayfd: Xvfb picks a free display number and writes it to us once it accepts clients.
-    server = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        number = server.stdout.readline().strip()
-        if not number.isdigit():
-            pytest.skip("Xvfb did not start")
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def wait_for(condition, seconds: float, what: str, process: subprocess.Popen) -> None:
-    """Poll until ``condition()``; fail saying what did not happen (a video that ran out, a lost key)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    output = process.communicate()[0]
-    pytest.fail(f"{what} did not happen within {seconds} s (exit code {process.returncode}); output:\n{output[-2000:]}")
-
-
 def labels_in(data: Path) -> list[str]:
     return [r["label"] for r in read_index(data)] if (data / "index.csv").is_file() else []
 
@@ -344,16 +310,9 @@ def screenshot(display: str, window: str, path: Path) -> np.ndarray | None:
 
 def test_window_records_switches_label_undoes_and_quits(video, xvfb, tmp_path):
     data = tmp_path / "data"
-    env = {**os.environ, "DISPLAY": xvfb, "GLOG_minloglevel": "2", "QT_QPA_PLATFORM": "xcb"}
-    command = [sys.executable, "-m", "pipeline.collect", "--source", str(video), "--data", str(data),
+    command = ["pipeline.collect", "--source", str(video), "--data", str(data),
                "--label", "a", "--label", "b", "--countdown", "0", "--stride", "2"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    def xdotool(*args: str) -> str:
-        done = subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=60, check=True)
-        return done.stdout
-
-    try:
+    with window_program(command, xvfb) as (process, xdotool):
         window = xdotool("search", "--sync", "--name", f"^{WINDOW_TITLE}$").split()[0]
         # The video plays in real time (202 frames at 25 fps: 8 s). Each step waits for its effect on
         # disk, so a slow machine only makes the test slower, never flaky.
@@ -366,10 +325,6 @@ def test_window_records_switches_label_undoes_and_quits(video, xvfb, tmp_path):
         wait_for(lambda: len(pngs(data / "trash" / "crops")) == 1, 6, "undo", process)
         xdotool("key", "--window", window, "q")
         output = process.communicate(timeout=30)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, output
 
     rows = read_index(data)
