@@ -9,18 +9,20 @@ HandLandmarker:
 
 * ``mediapipe``: bare ``HandDetector.detect`` on every frame;
 * ``demo``: the demo's own loop (:func:`pipeline.viewer.run_session`, headless, Grad-CAM on):
-  MediaPipe one frame ahead on its thread, then crop, classify, track, Grad-CAM of every hand,
-  and drawing the whole overlay;
-* ``sequential``: the same, with MediaPipe inline (no detection thread), for comparison.
+  MediaPipe one frame ahead in its own process (:class:`pipeline.hands.DetectorProcess`), then
+  crop, classify, track, Grad-CAM of every hand, and drawing the whole overlay;
+* ``sequential``: the same, with MediaPipe inline in this process, for comparison.
 
 FPS is frames over the wall time of a pass; the figures are medians over ``--rounds``, and each
 round's ratio compares passes that ran seconds apart. The goal is ``demo >= 0.95 x mediapipe``.
 The ``others`` column and the load line say how many cores other programs kept busy meanwhile
 (Linux, from /proc/stat). MediaPipe keeps about one core busy; the demo's own work runs beside
 it on a second core, so its ratio means what it says only where other programs leave that core
-free: on a 2-core machine, ``others`` near 0 (``--quiet`` waits for that). On a 2-vCPU virtual
-machine the two vCPUs still slow each other: each millisecond of the demo's work costs MediaPipe
-most of a millisecond even on an idle second vCPU.
+free: on a 2-core machine, ``others`` near 0 (``--quiet`` waits for that). On the 2-vCPU virtual
+machine where this was written the two vCPUs still slow each other: MediaPipe's frame takes
+about 0.8 ms longer for each millisecond of work on the other vCPU, even a plain busy loop in
+another process. The detector process's start-up (about 2 s) is not counted: the clock starts once
+MediaPipe is loaded, as for the bare passes.
 
 Last line: ``fps_mediapipe=... fps_demo=... ratio=...``.
 """
@@ -44,8 +46,8 @@ import cv2  # noqa: E402
 from import_speed import cpu_seconds, machine_busy_seconds  # noqa: E402  (this folder)
 
 from pipeline.checkpoint import load_model, require_hand_model  # noqa: E402
-from pipeline.hands import HandDetector  # noqa: E402
-from pipeline.live import STAGES, DetectAhead, LivePipeline, tune_torch_for_live  # noqa: E402
+from pipeline.hands import DetectorProcess, HandDetector, detect_each  # noqa: E402
+from pipeline.live import STAGES, LivePipeline, tune_torch_for_live  # noqa: E402
 from pipeline.sources import Frame, VideoSource  # noqa: E402
 from pipeline.viewer import ViewState, run_session  # noqa: E402
 
@@ -100,12 +102,15 @@ def bare(frames: list[Frame], hand_model: str | None) -> float:
         return len(frames) / (time.perf_counter() - start)
 
 
-def demo(frames: list[Frame], live: LivePipeline, hand_model: str | None, threaded: bool) -> tuple[float, dict, int]:
+def demo(frames: list[Frame], live: LivePipeline, hand_model: str | None, in_process: bool) -> tuple[float, dict, int]:
+    """FPS, mean stage ms and frames with a hand of the demo loop; the clock starts when MediaPipe is loaded."""
     live.reset()
-    with HandDetector(hand_model, num_hands=2, video=True) as detector:
+    opened = (DetectorProcess(frames, hand_model, num_hands=2, video=True) if in_process
+              else HandDetector(hand_model, num_hands=2, video=True))
+    with opened:
+        detected = opened if in_process else detect_each(frames, opened)
         start = time.perf_counter()
-        with DetectAhead(frames, detector, threaded=threaded) as detected:
-            summary, times, _ = run_session(detected, live, ViewState())
+        summary, times, _ = run_session(detected, live, ViewState())
         seconds = time.perf_counter() - start
     assert summary.frames == len(frames)
     return len(frames) / seconds, times.mean_ms(), summary.hand_frames
@@ -165,7 +170,7 @@ def main() -> None:
     print("demo ms per frame (medians): " + "  ".join(f"{s}={ms[s]:.2f}" for s in STAGES)
           + f"  after detect={sum(ms[s] for s in STAGES[1:]):.2f}")
     print(f"sequential: fps={med['sequential']:.1f} ratio={med['sequential'] / med['mediapipe']:.3f} "
-          "(MediaPipe inline, no detection thread)")
+          "(MediaPipe inline, no detection process)")
     print(f"load during the passes: this benchmark used {load.own():.2f} cores; other programs kept {load.others():.2f} "
           f"of {os.cpu_count()} cores busy; load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     print(f"fps_mediapipe={med['mediapipe']:.1f} fps_demo={med['demo']:.1f} ratio={med['demo'] / med['mediapipe']:.3f}")

@@ -400,8 +400,7 @@ from pipeline.analysis import (CASCADE, cascading_randomisation, crop_landmarks,
                                hand_masks, localisation_scores)
 from pipeline.crops import CropSettings
 from pipeline.data import load_dataset, split_by_group
-from pipeline.explain import explain_all
-from pipeline.explainers import GradCAM, GradCAMPlusPlus, Saliency, SmoothGrad
+from pipeline.explainers import GradCAM, GradCAMPlusPlus, Saliency, SmoothGrad, explain_all
 from pipeline.heatmaps import blend
 from pipeline.models import build_model, predict_logits, to_float
 from pipeline.training import NO_AUGMENT, TrainConfig, train_model

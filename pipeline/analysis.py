@@ -8,13 +8,17 @@ whether they survive the sanity checks.
 - :func:`spearman`, :func:`constant_maps` and :func:`cascading_randomisation`: the cascading
   model-parameter randomisation of Adebayo et al. (2018).
 
-Maps are (B, 1, S, S) tensors on the crop grid (``pipeline.explain.explain_all`` makes them:
+- :func:`class_figures` writes the figures of ``python -m pipeline.explain``: maps of a few samples
+  per class, and per-class mean maps.
+
+Maps are (B, 1, S, S) tensors on the crop grid (:func:`pipeline.explainers.explain_all` makes them:
 upsampled with the explainer's grid and min-max normalised).
 """
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
@@ -24,7 +28,9 @@ from torch import nn
 
 from .crops import hand_mask, transform_points
 from .data import affines_of, landmarks_of
-from .explainers import Explainer
+from .explainers import Explainer, explain_all, normalize
+from .models import predict_logits, to_float
+from .reports import plot_map_rows
 
 CASCADE = ("fc3", "fc2", "fc1", "conv2", "conv1")  # LeNet-5's weighted layers, from the top down
 """The order in which :func:`cascading_randomisation` re-initialises layers (cumulatively)."""
@@ -200,3 +206,55 @@ def cascading_randomisation(model: nn.Module, explainer: Callable[[nn.Module], E
             steps.append([rho.mean(), rho[~flat].mean() if (~flat).any() else rho.mean(), flat.float().mean()])
         out.append(steps)
     return torch.tensor(out).mean(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures per class
+
+
+def class_figures(model: nn.Module, label_names: Sequence[str], images: torch.Tensor, true: Sequence[str],
+                  explainers: dict[str, Explainer], out: str | Path, per_class: int = 4, mean_per_class: int = 200,
+                  seed: int = 0, progress: bool = True) -> tuple[list[Path], int]:
+    """Write ``samples_<label>.png`` per class and ``class_means.png`` into ``out``; returns (paths, samples shown).
+
+    ``images`` are uint8 crops (N, 1, S, S) and ``true`` their label names (labels the model does
+    not know are shown too, after its own). A sample row shows the maps of the predicted class
+    with true and predicted label; the class means average the per-image normalised maps of
+    the true class (of the predicted class where the model does not know the label).
+    """
+    from tqdm import tqdm
+
+    label_names = list(label_names)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    size = images.shape[-1]
+    x = to_float(images)
+    probs = predict_logits(model, x).softmax(1)
+    predicted = probs.argmax(1)
+    true_arr = np.array(true)
+    known = [n for n in label_names if n in set(true)]
+    classes = list(dict.fromkeys(known + sorted(set(true) - set(label_names))))
+    rng = np.random.default_rng(seed)
+    written, shown, means = [], 0, []
+    for name in tqdm(classes, desc="classes", unit="class", disable=not progress):
+        idx = np.flatnonzero(true_arr == name)
+        pick = torch.from_numpy(np.sort(rng.choice(idx, min(per_class, len(idx)), replace=False)))
+        maps = explain_all(explainers, x[pick], predicted[pick], size)
+        rows = []
+        for j, i in enumerate(pick.tolist()):
+            p = int(predicted[i])
+            rows.append((f"true {name}\npred {label_names[p]} {float(probs[i, p]):.2f}", images[i, 0].numpy(),
+                         {k: v[j, 0].numpy() for k, v in maps.items()}))
+        path = out / f"samples_{name}.png"
+        plot_map_rows(rows, path, f"{name}: maps for the predicted class")
+        written.append(path)
+        shown += len(pick)
+        sub = torch.from_numpy(np.sort(rng.choice(idx, min(mean_per_class, len(idx)), replace=False)))
+        target = torch.full((len(sub),), label_names.index(name)) if name in label_names else predicted[sub]
+        mean_maps = explain_all(explainers, x[sub], target, size)
+        mean_crop = (x[sub].mean(0)[0].numpy() * 255).round().astype(np.uint8)
+        means.append((f"{name}\nn={len(sub)}", mean_crop, {k: normalize(v.mean(0))[0].numpy() for k, v in mean_maps.items()}))
+    path = out / "class_means.png"
+    plot_map_rows(means, path, "per class: mean of the per-image normalised maps, for the true class (each rescaled to [0, 1])")
+    written.append(path)
+    return written, shown

@@ -41,6 +41,11 @@ class Ensemble(nn.Module):
         return torch.stack([m(x).log_softmax(1) for m in self.members]).mean(0)
 
 
+def explained_module(model: nn.Module) -> nn.Module:
+    """The network whose layers Grad-CAM hooks: the model, or an ensemble's first member."""
+    return model.members[0] if isinstance(model, Ensemble) else model
+
+
 def make_checkpoint(models: Sequence[LeNet], model_name: str, label_names: Sequence[str], crop: CropSettings | None,
                     metrics: dict | None = None, train_config: dict | None = None, data: dict | None = None) -> dict:
     """Build the checkpoint dict for one model or an ensemble of same-architecture models.

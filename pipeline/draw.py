@@ -46,6 +46,9 @@ def _fixed(points: np.ndarray) -> np.ndarray:
     return np.round((np.asarray(points, np.float64) - 0.5) * (1 << _SHIFT)).astype(np.int32)
 
 
+_BONES = np.array(HAND_CONNECTIONS)
+
+
 def draw_hand(image: np.ndarray, hand: Hand, color: Color = GREEN, joint_color: Color = WHITE,
               thickness: int | None = None) -> np.ndarray:
     """Draw a hand's skeleton (:data:`~pipeline.hands.HAND_CONNECTIONS`) and its 21 landmarks.
@@ -55,8 +58,8 @@ def draw_hand(image: np.ndarray, hand: Hand, color: Color = GREEN, joint_color: 
     """
     width = thickness or max(1, round(image.shape[0] / 360))
     pts = _fixed(hand.landmarks[:, :2])
-    for a, b in HAND_CONNECTIONS:
-        cv2.line(image, tuple(pts[a]), tuple(pts[b]), color, width, cv2.LINE_AA, _SHIFT)
+    # One call for all 21 bones: the demo draws every hand on every frame.
+    cv2.polylines(image, list(pts[_BONES]), False, color, width, cv2.LINE_AA, _SHIFT)
     radius = (width + 2) << _SHIFT
     for p in pts:
         cv2.circle(image, tuple(p), radius, joint_color, -1, cv2.LINE_AA, _SHIFT)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .crops import CropSettings
-from .ingest import detect_files, scan
+from .ingest import Task, detect_files, scan
 from .models import predict_logits
 from .reports import confusion, per_class_table
 
@@ -46,20 +46,27 @@ class Evaluation:
         return table
 
 
-def evaluate_folder(model: nn.Module, label_names: list[str], settings: CropSettings, folder: str | Path,
-                    workers: int = 1, hand_model: str | None = None, num_hands: int = 2, stride: int = 5,
-                    progress: bool = True) -> Evaluation:
-    """Run ``model`` on ``folder/LABEL/*`` (photos, or videos every ``stride``-th frame)."""
+@dataclass
+class SubjectCrops:
+    """The subject's crop of each photo (or video frame) under ``DIR/LABEL/``: see :func:`subject_crops`."""
+
+    images: torch.Tensor  # (N, 1, S, S) uint8
+    labels: list[str]  # the folder label of each crop
+    sources: list[str]  # file (and ``#frame`` for a video frame) relative to the folder
+    no_hand: Counter = field(default_factory=Counter)  # per label: photos/frames where no hand was found
+    unreadable: Counter = field(default_factory=Counter)  # per label: files that could not be read
+
+
+def subject_crops(tasks: list[Task], settings: CropSettings, workers: int = 1, hand_model: str | None = None,
+                  num_hands: int = 2, stride: int = 5, progress: bool = True, desc: str = "hands") -> SubjectCrops:
+    """Photos (or every ``stride``-th video frame) through MediaPipe and the crop stage; the largest hand
+    of each is the subject. ``tasks`` come from :func:`pipeline.ingest.scan`."""
     from tqdm import tqdm
 
-    tasks = scan(folder)
-    known = {name: i for i, name in enumerate(label_names)}
-    skipped = Counter(t.label for t in tasks if t.label not in known)
-    tasks = [t for t in tasks if t.label in known]
-    crops, true, sources = [], [], []
+    crops, labels, sources = [], [], []
     no_hand, unreadable = Counter(), Counter()
-    bar = tqdm(total=len(tasks), desc="evaluate", unit="file", disable=not progress)
-    for result in detect_files(tasks, settings, workers, hand_model, num_hands, stride):
+    for result in tqdm(detect_files(tasks, settings, workers, hand_model, num_hands, stride), total=len(tasks),
+                       desc=desc, unit="file", disable=not progress):
         label = result.task.label
         if result.error:
             unreadable[label] += 1
@@ -67,16 +74,28 @@ def evaluate_folder(model: nn.Module, label_names: list[str], settings: CropSett
             if not found:
                 no_hand[label] += 1
                 continue
-            hand, crop = max(found, key=lambda hc: hc[0].area())  # the subject: the largest hand
+            _hand, crop = max(found, key=lambda hc: hc[0].area())  # the subject: the largest hand
             crops.append(crop.image)
-            true.append(known[label])
+            labels.append(label)
             sources.append(f"{result.task.relative}" + (f"#{frame}" if frame else ""))
-        bar.update()
-    bar.close()
-    if crops:
-        images = torch.from_numpy(np.stack(crops)).unsqueeze(1)
-        probs = predict_logits(model, images).softmax(1).numpy()
+    size = settings.size
+    images = torch.from_numpy(np.stack(crops)).unsqueeze(1) if crops else torch.zeros((0, 1, size, size), torch.uint8)
+    return SubjectCrops(images, labels, sources, no_hand, unreadable)
+
+
+def evaluate_folder(model: nn.Module, label_names: list[str], settings: CropSettings, folder: str | Path,
+                    workers: int = 1, hand_model: str | None = None, num_hands: int = 2, stride: int = 5,
+                    progress: bool = True) -> Evaluation:
+    """Run ``model`` on ``folder/LABEL/*`` (photos, or videos every ``stride``-th frame)."""
+    tasks = scan(folder)
+    known = {name: i for i, name in enumerate(label_names)}
+    skipped = Counter(t.label for t in tasks if t.label not in known)
+    found = subject_crops([t for t in tasks if t.label in known], settings, workers, hand_model, num_hands, stride,
+                          progress, desc="evaluate")
+    if len(found.images):
+        probs = predict_logits(model, found.images).softmax(1).numpy()
     else:
         probs = np.zeros((0, len(label_names)), np.float32)
-    return Evaluation(list(label_names), np.array(true, np.int64), probs.argmax(1), probs, sources, no_hand,
-                      unreadable, dict(skipped))
+    true = np.array([known[label] for label in found.labels], np.int64)
+    return Evaluation(list(label_names), true, probs.argmax(1), probs, found.sources, found.no_hand,
+                      found.unreadable, dict(skipped))

@@ -4,7 +4,7 @@
 :class:`~pipeline.explainers.RunningMax` per tracked hand) and fed frame after frame::
 
     live = LivePipeline(model, ckpt["label_names"], ckpt["crop"])
-    with HandDetector(video=True) as detector, DetectAhead(source, detector) as frames:
+    with DetectorProcess(source, video=True) as frames:
         for frame, hands, detect_ms in frames:
             result = live(frame.image, hands)   # result.hands[i]: hand, crop, probs, track, cam
 
@@ -12,9 +12,7 @@ All hands of a frame go through the model as one batch, and through Grad-CAM as 
 (one forward and one backward), whatever their number. The Grad-CAM target of a hand is the
 label its track shows (the smoothed prediction), or this frame's top class while it shows none.
 
-:class:`DetectAhead` runs MediaPipe on its own thread, one frame ahead: MediaPipe keeps about one
-core busy, and everything after it runs meanwhile on another core where there is one to spare (on
-a 2-vCPU virtual machine the two still slow each other: see ``benchmarks/demo_fps.py``).
+MediaPipe itself runs one frame ahead in a process of its own (:class:`pipeline.hands.DetectorProcess`).
 :class:`StageTimes` keeps per-stage milliseconds for the screen (a short window) and the summary.
 Nothing here draws or knows about windows: see :mod:`pipeline.viewer`.
 """
@@ -22,25 +20,22 @@ Nothing here draws or knows about windows: see :mod:`pipeline.viewer`.
 from __future__ import annotations
 
 import dataclasses
-import queue
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import Ensemble
+from .checkpoint import explained_module
 from .crops import Crop, CropSettings, crop_hand
 from .errors import UserError
 from .explainers import GradCAM, RunningMax, Saliency, normalize
-from .hands import Hand, HandDetector
+from .hands import Hand
 from .models import to_float
-from .sources import Frame, Source
 from .tracking import HandTracker, Track
 
 #: The stages the demo times, in the order a frame meets them.
@@ -98,11 +93,6 @@ def tune_torch_for_live() -> None:
     """
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False
-
-
-def explained_module(model: nn.Module) -> nn.Module:
-    """The network whose layers Grad-CAM hooks: the model, or an ensemble's first member."""
-    return model.members[0] if isinstance(model, Ensemble) else model
 
 
 def cam_affine(crop_affine: np.ndarray, grid: tuple[float, float]) -> np.ndarray:
@@ -281,79 +271,6 @@ def prepare_view(image: np.ndarray, hands: Sequence[Hand], mirror: bool, buffer:
     return buffer, list(hands)
 
 
-_END = object()
-
-
-class DetectAhead:
-    """Iterate ``(frame, hands, detect_ms)`` over a source, MediaPipe running on its own thread.
-
-    The thread reads and detects up to ``depth`` frames ahead of the consumer, so the consumer's
-    work (crop, classify, explain, draw, show) overlaps the next frame's detection. A consumer
-    that stops (pause, quit) stops the thread at once: it waits on the full queue. Errors of the
-    source or the detector (a camera that stops, a damaged video) are raised in the consumer.
-    ``threaded=False`` runs the same loop inline, one frame at a time (for comparison).
-    Close it (or use ``with``) to stop the thread; the source and detector stay open.
-    """
-
-    def __init__(self, source: Source | Sequence[Frame], detector: HandDetector, depth: int = 1, threaded: bool = True):
-        self.source, self.detector, self.threaded = source, detector, threaded
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _detect(self, frame: Frame) -> tuple[Frame, list[Hand], float]:
-        start = time.perf_counter()
-        hands = self.detector.detect(frame.image, frame.timestamp_ms)
-        return frame, hands, (time.perf_counter() - start) * 1000
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            for frame in self.source:
-                if not self._put(self._detect(frame)):
-                    return
-        except BaseException as e:  # handed to the consumer, which raises it
-            self._put(e)
-        finally:
-            self._put(_END)
-
-    def __iter__(self) -> Iterator[tuple[Frame, list[Hand], float]]:
-        if not self.threaded:
-            for frame in self.source:
-                yield self._detect(frame)
-            return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="detect-ahead", daemon=True)
-            self._thread.start()
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        """Stop the thread (it finishes the frame it is detecting) and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> "DetectAhead":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class StageTimes:
     """Milliseconds per stage and frames per second: over the last ``window`` frames and over the whole run."""
 
@@ -400,6 +317,6 @@ class StageTimes:
 
 
 __all__ = [
-    "DetectAhead", "LiveHand", "LivePipeline", "LiveResult", "NONE_LABEL", "STAGES", "StageTimes", "cam_affine",
-    "explained_module", "mirror_hands", "prepare_view", "tune_torch_for_live",
+    "LiveHand", "LivePipeline", "LiveResult", "NONE_LABEL", "STAGES", "StageTimes", "cam_affine",
+    "mirror_hands", "prepare_view", "tune_torch_for_live",
 ]

@@ -1,4 +1,4 @@
-"""Reports shared by train and evaluate: per-class table, confusion matrix and learning curves."""
+"""Reports: per-class table, confusion matrix and learning curves (train, evaluate), and rows of explanation maps (explain)."""
 
 from __future__ import annotations
 
@@ -58,5 +58,40 @@ def plot_curves(metrics: "pd.DataFrame", path: str | Path, title: str = "") -> N
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _show(ax: "matplotlib.axes.Axes", image: np.ndarray, cmap: str | None = None, title: str = "") -> None:  # noqa: F821
+    ax.imshow(image, cmap=cmap, vmin=0, vmax=1 if image.dtype != np.uint8 else 255, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def plot_map_rows(rows: Sequence[tuple[str, np.ndarray, dict[str, np.ndarray]]], path: str | Path, title: str) -> None:
+    """One row per item ``(row label, uint8 crop, {map name: map in [0, 1]})``: the crop, then each map.
+
+    Grad-CAM maps (names starting with ``Grad-CAM``) are blended onto the crop; pixel maps are shown alone.
+    """
+    import cv2
+    from matplotlib.figure import Figure
+
+    from .heatmaps import blend
+
+    columns = ["crop", *rows[0][2]]
+    fig = Figure(figsize=(1.7 * len(columns), 1.8 * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), len(columns), squeeze=False)
+    for r, (label, crop, maps) in enumerate(rows):
+        _show(axes[r, 0], crop, "gray", columns[0] if r == 0 else "")
+        axes[r, 0].set_ylabel(label, fontsize=8)
+        for c, (name, heat) in enumerate(maps.items(), start=1):
+            if name.startswith("Grad-CAM"):
+                image = cv2.cvtColor(blend(crop, heat, 0.5), cv2.COLOR_BGR2RGB)
+                _show(axes[r, c], image, None, name if r == 0 else "")
+            else:
+                _show(axes[r, c], heat, "magma", name if r == 0 else "")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

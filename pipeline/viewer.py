@@ -25,9 +25,9 @@ import numpy as np
 
 from . import draw
 from .errors import UserError
-from .hands import Hand, HandDetector
+from .hands import DetectorProcess, Hand
 from .heatmaps import blend, overlay_on_frame
-from .live import STAGES, DetectAhead, LivePipeline, LiveResult, StageTimes, prepare_view
+from .live import STAGES, LivePipeline, LiveResult, StageTimes, prepare_view
 from .sources import CameraSource, Frame, open_source
 from .window import ESC, Pacer, Window, check_display, key_code
 
@@ -268,7 +268,7 @@ def run_session(frames: Iterable[tuple[Frame, list[Hand], float]], live: LivePip
                 max_frames: int | None = None, screenshots: str | Path = SCREENSHOTS) -> tuple[Summary, StageTimes, float]:
     """The frame loop: until the frames end (headless), ``max_frames`` new frames, the user quits, or Ctrl-C.
 
-    ``frames`` yields ``(frame, hands, detect_ms)`` (a :class:`~pipeline.live.DetectAhead`). Every
+    ``frames`` yields ``(frame, hands, detect_ms)`` (a :class:`~pipeline.hands.DetectorProcess`). Every
     frame is processed and drawn, with or without a window. While paused, the window keeps
     drawing the held frame and its results, so keys still take effect: a key that changes the
     maps (Grad-CAM, its layer, saliency) has them computed again, and mirroring processes the
@@ -331,21 +331,21 @@ def run_session(frames: Iterable[tuple[Frame, list[Hand], float]], live: LivePip
 
 
 def run_demo(source: str, live: LivePipeline, hand_model: str | None = None, num_hands: int = 2, headless: bool = False,
-             out: str | Path | None = None, max_frames: int | None = None, screenshots: str | Path = SCREENSHOTS,
-             threaded: bool = True) -> tuple[Summary, StageTimes, float]:
+             out: str | Path | None = None, max_frames: int | None = None, screenshots: str | Path = SCREENSHOTS
+             ) -> tuple[Summary, StageTimes, float]:
     """Open the source and MediaPipe, run :func:`run_session` in a window (or headless), close everything.
 
-    MediaPipe runs one frame ahead on its own thread (:class:`~pipeline.live.DetectAhead`) unless
-    ``threaded`` is False. A video file or folder in a window plays in real time; a webcam paces itself.
+    MediaPipe runs one frame ahead in its own process (:class:`~pipeline.hands.DetectorProcess`).
+    A video file or folder in a window plays in real time; a webcam paces itself.
     """
     if not headless:
         check_display("the demo window", "to run without a window and print a summary")
     if max_frames is not None and max_frames < 1:
         raise UserError(f"--max-frames must be at least 1, got {max_frames}")
     video = VideoOut(out) if out else None  # a bad name fails before the camera opens
-    # Source, detector, detection thread, window and video are closed on quit, at the end, on errors and on Ctrl-C.
-    with open_source(source) as src, HandDetector(hand_model, num_hands=num_hands, video=src.is_stream) as detector, \
-            DetectAhead(src, detector, threaded=threaded) as frames:
+    # Source, detector process, window and video are closed on quit, at the end, on errors and on Ctrl-C.
+    with open_source(source) as src, \
+            DetectorProcess(src, hand_model, num_hands=num_hands, video=src.is_stream) as frames:
         live.reset(smooth=src.is_stream)
         if video is not None:
             video.fps = src.fps or video.fps

@@ -20,7 +20,7 @@ from pipeline import demo  # noqa: E402
 from pipeline.checkpoint import load_model  # noqa: E402
 from pipeline.crops import crop_hand, warp_to_frame  # noqa: E402
 from pipeline.errors import UserError, run_command  # noqa: E402
-from pipeline.live import DetectAhead, LivePipeline, StageTimes, mirror_hands  # noqa: E402
+from pipeline.live import LivePipeline, StageTimes, mirror_hands  # noqa: E402
 from pipeline.sources import Frame, VideoSource  # noqa: E402
 from pipeline.viewer import WINDOW_TITLE, Action, ViewState, action_for_key, handle_key, run_session  # noqa: E402
 
@@ -160,41 +160,6 @@ def test_stage_times_average_a_short_window() -> None:
     assert times.mean_ms()["detect"] == pytest.approx(25.0) and times.mean_ms()["draw"] == pytest.approx(1.0)
     assert times.recent_fps() == pytest.approx(10.0) and times.mean_fps() == pytest.approx(10.0)
     assert times.mean_fps(start=9.9) == pytest.approx(10.0)
-
-
-class FakeDetector:
-    """Counts calls; fails on frame ``fail_at``."""
-
-    def __init__(self, fail_at: int | None = None):
-        self.calls, self.fail_at = 0, fail_at
-
-    def detect(self, image, timestamp_ms):
-        if self.calls == self.fail_at:
-            raise UserError("the camera stopped")
-        self.calls += 1
-        return []
-
-
-def frames(n: int) -> list[Frame]:
-    return [Frame(np.zeros((4, 4, 3), np.uint8), i, i * 40, "fake") for i in range(n)]
-
-
-@pytest.mark.parametrize("threaded", [True, False])
-def test_detect_ahead_yields_every_frame_in_order_and_raises_errors(threaded) -> None:
-    with DetectAhead(frames(20), FakeDetector(), threaded=threaded) as detected:
-        assert [f.index for f, hands, ms in detected] == list(range(20))
-    with pytest.raises(UserError, match="camera stopped"):
-        with DetectAhead(frames(20), FakeDetector(fail_at=5), threaded=threaded) as detected:
-            list(detected)
-
-
-def test_detect_ahead_stops_when_the_consumer_does() -> None:
-    detector = FakeDetector()
-    with DetectAhead(frames(1000), detector) as detected:
-        for f, _, _ in detected:
-            if f.index == 3:
-                break
-    assert detector.calls <= 6  # at most the queue's frame and the one in hand beyond the consumer
 
 
 def test_ctrl_c_ends_the_session_with_its_summary(shipped, open_palm) -> None:

@@ -61,7 +61,9 @@ def explaining(model: nn.Module, layer: nn.Module | None = None) -> Iterator[lis
     grad: the gradient then stops there (nothing below the layer is differentiated) and exists
     even when every parameter is frozen.
     """
-    modes = [(m, m.training) for m in model.modules()]  # per module: a model may mix modes
+    # Only modules in training mode are switched (and switched back): a model already in eval mode,
+    # as in the demo, pays nothing per call. Per module, since a model may mix modes.
+    training = [m for m in model.modules() if m.training]
     captured: list[torch.Tensor] = []
 
     def keep(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
@@ -70,14 +72,15 @@ def explaining(model: nn.Module, layer: nn.Module | None = None) -> Iterator[lis
 
     handle = layer.register_forward_hook(keep) if layer is not None else None
     try:
-        model.eval()  # dropout off, batch norm on its running statistics: maps of the deployed model
+        for module in training:  # dropout off, batch norm on its running statistics: maps of the deployed model
+            module.training = False
         with torch.enable_grad():
             yield captured
     finally:
         if handle is not None:
             handle.remove()
-        for module, training in modes:
-            module.training = training
+        for module in training:
+            module.training = True
 
 
 def gradients(model: nn.Module, x: torch.Tensor, target: Target = None, layer: nn.Module | None = None
@@ -192,3 +195,17 @@ class RunningMax:
 
     def reset(self) -> None:
         self.scale = None
+
+
+def explain_all(explainers: dict[str, Explainer], x: torch.Tensor, targets: torch.Tensor, size: int,
+                batch: int = 256, progress: bool = False, desc: str = "explain") -> dict[str, torch.Tensor]:
+    """Each explainer's maps for float images ``x``: upsampled to ``size`` with every cell on the pixel its
+    receptive field is centred on, and min-max normalised per image."""
+    from tqdm import tqdm
+
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in explainers}
+    for start in tqdm(range(0, len(x), batch), desc=desc, unit="batch", disable=not progress, leave=False):
+        xb, tb = x[start:start + batch], targets[start:start + batch]
+        for name, explainer in explainers.items():
+            out[name].append(normalize(upsample(explainer(xb, tb), size, explainer.grid)))
+    return {name: torch.cat(maps) for name, maps in out.items()}
