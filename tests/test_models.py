@@ -71,3 +71,18 @@ def test_input_normalisation_is_inside_the_model() -> None:
     shifted.load_state_dict({**plain.state_dict(), "mean": torch.tensor(0.5), "std": torch.tensor(0.25)})
     x = torch.rand(2, 1, 28, 28)
     assert torch.allclose(shifted(x), plain((x - 0.5) / 0.25), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(256, 6, 24, 24), (700, 16, 10, 10), (2, 6, 7, 9)])
+def test_fast_average_pooling_is_bit_identical_to_pytorch(shape) -> None:
+    """Values and gradients of the 2x2 fast path equal PyTorch's kernel exactly (odd sizes take PyTorch's)."""
+    from pipeline.models import FAST_POOL_MIN, AvgPool2d
+
+    assert torch.Size(shape).numel() >= FAST_POOL_MIN or shape[-1] % 2  # the fast path is what this tests
+    x = (torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 3).requires_grad_()
+    upstream = torch.randn(torch.nn.functional.avg_pool2d(x, 2).shape)
+    ours, theirs = AvgPool2d(2)(x), nn.AvgPool2d(2)(x)
+    assert torch.equal(ours, theirs)
+    (g_ours,) = torch.autograd.grad(ours, x, upstream)
+    (g_theirs,) = torch.autograd.grad(theirs, x, upstream)
+    assert torch.equal(g_ours, g_theirs)
