@@ -11,18 +11,23 @@ HandLandmarker:
 * ``demo``: the demo's own loop (:func:`pipeline.viewer.run_session`, headless, Grad-CAM on):
   MediaPipe one frame ahead in its own process (:class:`pipeline.hands.DetectorProcess`), then
   crop, classify, track, Grad-CAM of every hand, and drawing the whole overlay;
+* ``low_cpu``: the same, waiting for MediaPipe's results by sleeping (``--low-cpu``) instead of polling;
 * ``sequential``: the same, with MediaPipe inline in this process, for comparison.
 
 FPS is frames over the wall time of a pass; the figures are medians over ``--rounds``, and each
 round's ratio compares passes that ran seconds apart. The goal is ``demo >= 0.95 x mediapipe``.
 The ``others`` column and the load line say how many cores other programs kept busy meanwhile
-(Linux, from /proc/stat). MediaPipe keeps about one core busy; the demo's own work runs beside
-it on a second core, so its ratio means what it says only where other programs leave that core
-free: on a 2-core machine, ``others`` near 0 (``--quiet`` waits for that). On the 2-vCPU virtual
-machine where this was written the two vCPUs still slow each other: MediaPipe's frame takes
-about 0.8 ms longer for each millisecond of work on the other vCPU, even a plain busy loop in
-another process. The detector process's start-up (about 2 s) is not counted: the clock starts once
-MediaPipe is loaded, as for the bare passes.
+(Linux, from /proc/stat). The demo's own work runs beside MediaPipe on a second core, so its
+ratio means what it says only where other programs leave that core free: on a 2-core machine,
+``others`` near 0 (``--quiet`` waits for that). The detector process's start-up (about 2 s) is
+not counted: the clock starts once MediaPipe is loaded, as for the bare passes.
+
+What was found on the 2-vCPU virtual machine where this was written: MediaPipe inline beside our
+work loses a sixth (``sequential``), and on a thread of its own still a tenth, as MediaPipe's
+Python API passes the GIL back and forth on every call; in its own process it keeps its speed,
+but a demo that sleeps while it waits for the result (``low_cpu``) pays a sleeping vCPU's
+wake-up on every frame, and runs at about 0.93 x. Polling for the result (the default) runs at
+or above bare MediaPipe, which pays the same wake-ups between its own threads.
 
 Last line: ``fps_mediapipe=... fps_demo=... ratio=...``.
 """
@@ -102,10 +107,11 @@ def bare(frames: list[Frame], hand_model: str | None) -> float:
         return len(frames) / (time.perf_counter() - start)
 
 
-def demo(frames: list[Frame], live: LivePipeline, hand_model: str | None, in_process: bool) -> tuple[float, dict, int]:
+def demo(frames: list[Frame], live: LivePipeline, hand_model: str | None, in_process: bool, spin: bool = True
+         ) -> tuple[float, dict, int]:
     """FPS, mean stage ms and frames with a hand of the demo loop; the clock starts when MediaPipe is loaded."""
     live.reset()
-    opened = (DetectorProcess(frames, hand_model, num_hands=2, video=True) if in_process
+    opened = (DetectorProcess(frames, hand_model, num_hands=2, video=True, spin=spin) if in_process
               else HandDetector(hand_model, num_hands=2, video=True))
     with opened:
         detected = opened if in_process else detect_each(frames, opened)
@@ -138,15 +144,16 @@ def main() -> None:
     demo(frames[:30], live, args.hand_model, True)  # warm-up: first calls of torch and MediaPipe
     bare(frames[:30], args.hand_model)
 
-    results: dict[str, list[float]] = {"mediapipe": [], "demo": [], "sequential": []}
+    results: dict[str, list[float]] = {"mediapipe": [], "demo": [], "low_cpu": [], "sequential": []}
     stage_ms: list[dict] = []
     load = Load()
     load0 = os.getloadavg()[0]
-    print(f"{'round':>5} {'mediapipe':>10} {'demo':>8} {'sequential':>11} {'ratio':>7} {'others':>7}")
+    print(f"{'round':>5} {'mediapipe':>10} {'demo':>8} {'low_cpu':>8} {'sequential':>11} {'ratio':>7} {'others':>7}")
     for r in range(args.rounds):
         runs = {
             "mediapipe": lambda: bare(frames, args.hand_model),
             "demo": lambda: demo(frames, live, args.hand_model, True),
+            "low_cpu": lambda: demo(frames, live, args.hand_model, True, spin=False),
             "sequential": lambda: demo(frames, live, args.hand_model, False),
         }
         order = list(runs) if r % 2 == 0 else list(reversed(runs))
@@ -161,7 +168,7 @@ def main() -> None:
                 hand_frames = out[2]
             fps[name] = out if name == "mediapipe" else out[0]
             results[name].append(fps[name])
-        print(f"{r:>5} {fps['mediapipe']:>10.1f} {fps['demo']:>8.1f} {fps['sequential']:>11.1f} "
+        print(f"{r:>5} {fps['mediapipe']:>10.1f} {fps['demo']:>8.1f} {fps['low_cpu']:>8.1f} {fps['sequential']:>11.1f} "
               f"{fps['demo'] / fps['mediapipe']:>7.3f} {round_load.others():>7.2f}")
 
     med = {k: statistics.median(v) for k, v in results.items()}
@@ -169,6 +176,7 @@ def main() -> None:
     print(f"hand frames: {hand_frames} of {len(frames)}")
     print("demo ms per frame (medians): " + "  ".join(f"{s}={ms[s]:.2f}" for s in STAGES)
           + f"  after detect={sum(ms[s] for s in STAGES[1:]):.2f}")
+    print(f"low_cpu: fps={med['low_cpu']:.1f} ratio={med['low_cpu'] / med['mediapipe']:.3f} (waiting by sleeping)")
     print(f"sequential: fps={med['sequential']:.1f} ratio={med['sequential'] / med['mediapipe']:.3f} "
           "(MediaPipe inline, no detection process)")
     print(f"load during the passes: this benchmark used {load.own():.2f} cores; other programs kept {load.others():.2f} "

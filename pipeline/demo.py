@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=0.5, metavar="P",
                         help="smoothed confidence below which a hand shows no gesture (default: 0.5)")
     add_hand_options(parser)
+    parser.add_argument("--low-cpu", action="store_true",
+                        help="wait for MediaPipe by sleeping, not polling: about one core less, and on some "
+                             "machines (virtual ones) a few FPS less")
     parser.add_argument("--headless", action="store_true", help="no window: process every frame, print the summary")
     parser.add_argument("--out", metavar="FILE.mp4", help="also write the annotated frames to this video")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
@@ -67,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_torch_for_live()
     summary, times, fps = run_demo(args.source, live, hand_model=args.hand_model, num_hands=args.num_hands,
                                    headless=args.headless, out=args.out, max_frames=args.max_frames,
-                                   screenshots=args.screenshots)
+                                   screenshots=args.screenshots, spin=not args.low_cpu)
     for line in summary.lines(times, fps):
         print(line)
     if args.out:

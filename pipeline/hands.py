@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import sys
+import time
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -233,7 +234,6 @@ def hands_from_result(result, width: int, height: int) -> list[Hand]:
 def detect_each(source: Iterable, detector: HandDetector) -> Iterator[tuple[object, list[Hand], float]]:
     """``(frame, hands, detect_ms)`` for each frame of a source, detected inline (no process; see
     :class:`DetectorProcess`, which yields the same)."""
-    import time
 
     for frame in source:
         start = time.perf_counter()
@@ -244,7 +244,6 @@ def detect_each(source: Iterable, detector: HandDetector) -> Iterator[tuple[obje
 def _serve(conn, model_path: str, num_hands: int, video: bool) -> None:
     """The body of :class:`DetectorProcess`'s process: detect each frame the parent puts in shared memory."""
     import signal
-    import time
     from multiprocessing import shared_memory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes us
@@ -284,6 +283,11 @@ def _serve(conn, model_path: str, num_hands: int, video: bool) -> None:
         memory.close()
 
 
+#: How long :class:`DetectorProcess` polls for a result before it sleeps until one comes.
+SPIN_S = 0.25
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
+
+
 class DetectorProcess:
     """Iterate ``(frame, hands, detect_ms)`` over a source, MediaPipe running in a process of its own.
 
@@ -294,18 +298,22 @@ class DetectorProcess:
 
     Frames go through shared memory (no pickling of pixels); ``depth`` frames are in flight, so
     the next frame is detected while the caller works on this one. Frames come out in order.
+    With ``spin`` (the default) the caller waits for a result by polling rather than sleeping:
+    it costs the rest of a core while it waits, but a sleeping core's wake-up cost most of the
+    gain on a 2-vCPU virtual machine (the demo at 0.93 x bare MediaPipe's FPS sleeping, at or
+    above it polling; see ``benchmarks/demo_fps.py``). ``spin=False`` sleeps (``--low-cpu``).
     The hand model is checked here, in the caller's process, so a bad one fails with its clear
     line before anything starts. A detector process that dies raises ``RuntimeError``; closing
     (or leaving the ``with`` block) stops the process and frees the shared memory.
     """
 
     def __init__(self, source: Iterable, model_path: str | Path | None = None, num_hands: int = 2,
-                 video: bool = True, depth: int = 2, start_timeout: float = 120.0):
+                 video: bool = True, depth: int = 2, spin: bool = True, start_timeout: float = 120.0):
         import multiprocessing
 
         if num_hands < 1:
             raise UserError(f"--num-hands must be at least 1, got {num_hands}")
-        self.source, self.depth = source, max(1, depth)
+        self.source, self.depth, self.spin = source, max(1, depth), spin
         self.model_path = resolve_hand_model(model_path)
         context = multiprocessing.get_context("spawn")  # no fork: torch and OpenCV threads don't survive it
         self._conn, child = context.Pipe()
@@ -323,6 +331,11 @@ class DetectorProcess:
             raise
 
     def _receive(self, timeout: float | None = None) -> tuple[str, object, float]:
+        if self.spin:
+            # Poll, yielding the core to any other thread, for up to SPIN_S; then sleep in poll().
+            end = time.perf_counter() + SPIN_S
+            while not self._conn.poll(0) and time.perf_counter() < end:
+                _yield()
         if timeout is not None and not self._conn.poll(timeout):
             raise RuntimeError(f"the hand detector process did not answer in {timeout:.0f} s")
         try:

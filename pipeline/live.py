@@ -187,7 +187,12 @@ class LivePipeline:
     # -- one frame
 
     def __call__(self, image: np.ndarray, hands: Sequence[Hand]) -> LiveResult:
-        """Crop, classify, track and explain the hands of one BGR frame (``hands`` from the hand stage)."""
+        """Crop, classify, track and explain the hands of one BGR frame (``hands`` from the hand stage).
+
+        With Grad-CAM on, one forward pass serves both: the Grad-CAM's forward classifies, the
+        tracks are updated from its logits, and the backward explains the label each track then
+        shows (an ensemble is classified by all its members, so it takes a forward of its own).
+        """
         start = time.perf_counter()
         crops = [crop_hand(image, hand, self.settings) for hand in hands]
         after_crop = time.perf_counter()
@@ -197,39 +202,63 @@ class LivePipeline:
             self._forget_lost()
             return result
         result.batch = to_float(torch.from_numpy(np.stack([c.image for c in crops]))[:, None])
+
+        def classify(logits: torch.Tensor) -> list[int]:
+            """Tracks from this frame's logits; returns the class each hand's map explains."""
+            probs = logits.softmax(1).numpy()
+            tracks = self.tracker.update(np.array([h.box() for h in hands]), probs)
+            self._forget_lost()
+            result.hands = [LiveHand(h, c, p, t) for h, c, p, t in zip(hands, crops, probs, tracks)]
+            result.ms["classify"] = (time.perf_counter() - after_crop) * 1000
+            return self._targets(result)
+
+        if self.with_cam and self.net is self.model:
+            cam = self.cam()
+            maps = cam(result.batch, classify)
+            self._set_cams(result, cam, maps)
+            result.ms["explain"] = (time.perf_counter() - after_crop) * 1000 - result.ms["classify"]
+            if self.with_saliency:
+                self._set_saliency(result)
+                result.ms["explain"] = (time.perf_counter() - after_crop) * 1000 - result.ms["classify"]
+            return result
         with torch.inference_mode():  # the model stays in eval mode (set once, in __init__)
-            probs = self.model(result.batch).softmax(1).numpy()
-        tracks = self.tracker.update(np.array([h.box() for h in hands]), probs)
-        self._forget_lost()
-        result.hands = [LiveHand(h, c, p, t) for h, c, p, t in zip(hands, crops, probs, tracks)]
-        result.ms["classify"] = (time.perf_counter() - after_crop) * 1000
+            classify(self.model(result.batch))
         self.explain(result)
         return result
+
+    @staticmethod
+    def _targets(result: LiveResult) -> list[int]:
+        """Per hand: the label its track shows, or this frame's top class while it shows none."""
+        return [h.label if h.label is not None else int(h.probs.argmax()) for h in result.hands]
+
+    def _set_cams(self, result: LiveResult, cam: GradCAM, maps: torch.Tensor) -> None:
+        for item, raw in zip(result.hands, maps):
+            scale = self._scales.setdefault(item.track.id, RunningMax(self.decay))
+            item.cam = scale(raw[0]).numpy()
+            item.cam_affine = cam_affine(item.crop.affine, cam.grid)
+
+    def _set_saliency(self, result: LiveResult) -> None:
+        maps = normalize(self._saliency(result.batch, self._targets(result)))
+        for item, raw in zip(result.hands, maps):
+            item.saliency = raw[0].numpy()
 
     def explain(self, result: LiveResult) -> None:
         """Set the maps of a frame's hands (Grad-CAM if :attr:`with_cam`, saliency if :attr:`with_saliency`).
 
         Each map explains the label the hand's track shows, or this frame's top class while it
-        shows none. :meth:`__call__` calls it; call it again on a held frame after changing the
-        layer or what is computed (the tracks are not touched).
+        shows none. Call it on a held frame after changing the layer or what is computed (the
+        tracks are not touched).
         """
         start = time.perf_counter()
+        for item in result.hands:
+            item.cam = item.cam_affine = item.saliency = None
         if result.hands:
-            x = result.batch
-            targets = [h.label if h.label is not None else int(h.probs.argmax()) for h in result.hands]
-            for item in result.hands:
-                item.cam = item.cam_affine = item.saliency = None
             if self.with_cam:
                 cam = self.cam()
-                maps = cam(x, targets)  # (B, 1, h, h): one forward and one backward for all hands
-                for item, raw in zip(result.hands, maps):
-                    scale = self._scales.setdefault(item.track.id, RunningMax(self.decay))
-                    item.cam = scale(raw[0]).numpy()
-                    item.cam_affine = cam_affine(item.crop.affine, cam.grid)
+                # (B, 1, h, h): one forward and one backward for all hands
+                self._set_cams(result, cam, cam(result.batch, self._targets(result)))
             if self.with_saliency:
-                maps = normalize(self._saliency(x, targets))
-                for item, raw in zip(result.hands, maps):
-                    item.saliency = raw[0].numpy()
+                self._set_saliency(result)
         result.ms["explain"] = (time.perf_counter() - start) * 1000
 
     def _forget_lost(self) -> None:

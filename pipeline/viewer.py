@@ -331,11 +331,12 @@ def run_session(frames: Iterable[tuple[Frame, list[Hand], float]], live: LivePip
 
 
 def run_demo(source: str, live: LivePipeline, hand_model: str | None = None, num_hands: int = 2, headless: bool = False,
-             out: str | Path | None = None, max_frames: int | None = None, screenshots: str | Path = SCREENSHOTS
-             ) -> tuple[Summary, StageTimes, float]:
+             out: str | Path | None = None, max_frames: int | None = None, screenshots: str | Path = SCREENSHOTS,
+             spin: bool = True) -> tuple[Summary, StageTimes, float]:
     """Open the source and MediaPipe, run :func:`run_session` in a window (or headless), close everything.
 
-    MediaPipe runs one frame ahead in its own process (:class:`~pipeline.hands.DetectorProcess`).
+    MediaPipe runs one frame ahead in its own process (:class:`~pipeline.hands.DetectorProcess`;
+    ``spin``: poll for its results rather than sleep).
     A video file or folder in a window plays in real time; a webcam paces itself.
     """
     if not headless:
@@ -345,7 +346,7 @@ def run_demo(source: str, live: LivePipeline, hand_model: str | None = None, num
     video = VideoOut(out) if out else None  # a bad name fails before the camera opens
     # Source, detector process, window and video are closed on quit, at the end, on errors and on Ctrl-C.
     with open_source(source) as src, \
-            DetectorProcess(src, hand_model, num_hands=num_hands, video=src.is_stream) as frames:
+            DetectorProcess(src, hand_model, num_hands=num_hands, video=src.is_stream, spin=spin) as frames:
         live.reset(smooth=src.is_stream)
         if video is not None:
             video.fps = src.fps or video.fps

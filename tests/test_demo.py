@@ -81,6 +81,20 @@ def test_a_frame_of_two_hands_equals_each_hand_alone(shipped, two_palms) -> None
         assert alone.cam.shape == (8, 8) and 0 <= alone.cam.min() and alone.cam.max() == pytest.approx(1.0)
 
 
+def test_one_forward_classifies_and_explains_as_two_would(shipped, two_palms) -> None:
+    """With Grad-CAM on, the Grad-CAM's forward classifies: same probabilities and maps as apart."""
+    fused = live_pipeline(shipped)(two_palms.image, two_palms.hands)
+    apart_live = live_pipeline(shipped, explain=False)
+    apart = apart_live(two_palms.image, two_palms.hands)
+    assert all(h.cam is None for h in apart.hands) and set(fused.ms) == set(apart.ms)
+    apart_live.with_cam = True
+    apart_live.explain(apart)  # the held-frame path: its own forward
+    for a, b in zip(fused.hands, apart.hands):
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-6)
+        assert a.label == b.label
+        np.testing.assert_allclose(a.cam, b.cam, atol=1e-6)
+
+
 def test_two_hands_keep_their_tracks_when_the_detector_swaps_them(shipped, two_palms) -> None:
     live = live_pipeline(shipped)
     first = [h.track.id for h in live(two_palms.image, two_palms.hands).hands]

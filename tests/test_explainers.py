@@ -213,8 +213,20 @@ def test_targets(trained) -> None:
     assert torch.equal(cam(x, 3), cam(x, [3] * 5))
     assert torch.equal(cam(x, [0, 1, 2, 3, 4]), cam(x, torch.tensor([0, 1, 2, 3, 4])))
     assert not torch.equal(cam(x, 0), cam(x, 1))
+    # A target chosen from the call's own logits (the demo classifies and explains in one forward).
+    seen = []
+
+    def second_best(logits: torch.Tensor) -> torch.Tensor:
+        seen.append(logits)
+        return logits.topk(2, 1).indices[:, 1]
+
+    second = predict_logits(model, x).topk(2, 1).indices[:, 1]
+    for explainer in (cam, Saliency(model)):
+        assert torch.equal(explainer(x, second_best), explainer(x, second))
+    assert not seen[0].requires_grad
+    torch.testing.assert_close(seen[0], predict_logits(model, x), atol=1e-5, rtol=0)
     for explainer in (cam, Saliency(model), SmoothGrad(model, samples=2)):
-        for bad in ([0, 1], [0] * 6, torch.zeros(4, dtype=torch.long), 6, -1, [0, 1, 2, 3, 9]):
+        for bad in ([0, 1], [0] * 6, torch.zeros(4, dtype=torch.long), 6, -1, [0, 1, 2, 3, 9], lambda logits: [0]):
             with pytest.raises(ValueError):
                 explainer(x, bad)
 

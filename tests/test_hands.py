@@ -242,12 +242,13 @@ def test_detector_process_gives_the_inline_results_in_order(videos_dir):
     assert not process._process.is_alive() and _shm_names() <= before  # nothing left behind
 
 
-def test_detector_process_takes_photos_of_any_size(open_palm, two_palms, detector):
-    """IMAGE mode on frames that grow and shrink: the shared memory follows their size."""
+@pytest.mark.parametrize("spin", [True, False])
+def test_detector_process_takes_photos_of_any_size(open_palm, two_palms, detector, spin):
+    """IMAGE mode on frames that grow and shrink: the shared memory follows their size (polling or sleeping)."""
     small = open_palm.image[::2, ::2].copy()
     images = [small, two_palms.image, open_palm.image, small]
     frames = [Frame(image, i, 0, "photo") for i, image in enumerate(images)]
-    with DetectorProcess(frames, video=False) as process:
+    with DetectorProcess(frames, video=False, spin=spin) as process:
         out = list(process)
     for (frame, hands, _), image in zip(out, images):
         assert frame.image is image

@@ -15,7 +15,7 @@ slowly decaying maximum, so a frame's brightness means the same as the last fram
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -23,8 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: A target class per image: None (the predicted class), one int for all, or one per image.
-Target = int | Sequence[int] | torch.Tensor | None
+#: A target class per image: None (the predicted class), one int for all, one per image, or a
+#: function of the batch's logits (B, C), detached, that returns one of those: it chooses after
+#: the forward pass the explanation shares (the demo classifies and explains with one forward).
+Target = int | Sequence[int] | torch.Tensor | Callable[[torch.Tensor], object] | None
 
 
 def find_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
@@ -42,6 +44,8 @@ def find_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
 def resolve_targets(target: Target, logits: torch.Tensor) -> torch.Tensor:
     """One class index per image; a wrong length or class is an error, never truncated or broadcast."""
     n, classes = logits.shape
+    if callable(target):
+        target = target(logits.detach())
     if target is None:
         return logits.argmax(1)
     t = torch.as_tensor(target, dtype=torch.long, device=logits.device)
