@@ -21,7 +21,7 @@ from typing import Sequence
 from .cli_options import add_crop_options, add_hand_options, crop_settings_from
 from .data import DatasetWriter, check_label
 from .errors import UserError, run_command
-from .hands import resolve_hand_model
+from .hands import check_hand_model
 from .ingest import detection_rate, import_folder, parse_label_map, scan
 
 KEYS_HELP = """keys in the recording window:
@@ -75,7 +75,7 @@ def run_import(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     # A bad --from, --map or --hand-model fails before --data is created.
     scan(args.from_dir, label_map)
-    resolve_hand_model(args.hand_model)
+    check_hand_model(args.hand_model)
     start = time.perf_counter()
     with DatasetWriter(args.data, settings) as writer:
         try:
@@ -104,7 +104,7 @@ def run_live(args: argparse.Namespace) -> int:
         raise UserError(f"--countdown must be 0 or more seconds, got {args.countdown}")
     # Check what can be checked before the dataset folder is created.
     source = args.source or "0"
-    resolve_hand_model(args.hand_model)
+    check_hand_model(args.hand_model)
     if not source.isdigit() and not Path(source).exists():
         raise UserError(f"{source}: no such file; pass a webcam index (0) or a video file as --source")
     if not args.headless:

@@ -142,6 +142,13 @@ def resolve_hand_model(path: str | Path | None = None) -> Path:
     return chosen
 
 
+def check_hand_model(path: str | Path | None = None) -> Path:
+    """:func:`resolve_hand_model`, then load it once in MediaPipe: a command calls this before it
+    creates anything, so a bundle MediaPipe cannot read fails with its one line and leaves nothing behind."""
+    with HandDetector(path) as detector:
+        return detector.model_path
+
+
 class HandDetector:
     """MediaPipe HandLandmarker in IMAGE mode (photos) or VIDEO mode (streams).
 
@@ -176,8 +183,14 @@ class HandDetector:
             min_hand_presence_confidence=min_presence_confidence,
             min_tracking_confidence=min_tracking_confidence,
         )
-        with _quiet_native_logs():
-            self._landmarker = vision.HandLandmarker.create_from_options(options)
+        self._landmarker = None
+        try:
+            with _quiet_native_logs():
+                self._landmarker = vision.HandLandmarker.create_from_options(options)
+        except Exception as e:  # noqa: BLE001  (a bundle that passed the file checks but is no model)
+            detail = " ".join(str(e).split())[:200]
+            raise UserError(f"{self.model_path}: MediaPipe could not load the hand model ({detail}); "
+                            "pass a hand_landmarker.task from MediaPipe") from None
         self._last_ms = -1
         self._warmed = False
 
@@ -250,8 +263,8 @@ def _serve(conn, model_path: str, num_hands: int, video: bool) -> None:
     try:
         detector = HandDetector(model_path, num_hands=num_hands, video=video)
     except BaseException as e:  # noqa: BLE001 (reported to the parent, which raises it)
-        message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
-        conn.send(("error", " ".join(message.split())[:300], 0.0))  # one line for the user
+        message = str(e) if isinstance(e, UserError) else f"{model_path}: {type(e).__name__}: {e}"
+        conn.send(("error", " ".join(message.split()), 0.0))  # one line for the user
         return
     conn.send(("ready", None, 0.0))
     attached: dict[int, shared_memory.SharedMemory] = {}
@@ -325,7 +338,7 @@ class DetectorProcess:
         try:
             status, message, _ = self._receive(start_timeout)
             if status == "error":
-                raise UserError(f"{self.model_path}: MediaPipe could not load the hand model: {message}")
+                raise UserError(message)  # the worker's line names the file
         except BaseException:
             self.close()
             raise

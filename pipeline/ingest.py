@@ -108,10 +108,21 @@ _worker: dict = {}
 def _init_worker(hand_model: str | None, num_hands: int, settings: CropSettings, stride: int) -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
     _worker.update(hand_model=hand_model, num_hands=num_hands, settings=settings, stride=stride)
-    _worker["image"] = HandDetector(hand_model, num_hands=num_hands)
+    try:
+        _worker["image"] = HandDetector(hand_model, num_hands=num_hands)
+    except UserError as e:
+        # Kept for _process to report: a pool restarts a worker whose initializer raises, forever.
+        _worker["image"] = None
+        _worker["failed"] = str(e)
+
+
+class _LoadError(Exception):
+    """The hand model passed the file checks, but MediaPipe could not load it."""
 
 
 def _process(task: Task) -> FileResult:
+    if _worker.get("image") is None:
+        raise _LoadError(_worker.get("failed", "unknown error"))
     settings: CropSettings = _worker["settings"]
     result = FileResult(task)
     try:
@@ -143,22 +154,26 @@ def detect_files(tasks: list[Task], settings: CropSettings, workers: int = 1, ha
 
     Photos give one frame; videos give every ``stride``-th frame (all frames are tracked).
     """
-    # Check the model here: a worker whose initializer raises is restarted by the pool forever.
-    resolve_hand_model(hand_model)
+    resolve_hand_model(hand_model)  # the clear lines for a missing or damaged file, before any worker
     return _results(tasks, workers, (hand_model, num_hands, settings, max(1, stride)))
 
 
 def _results(tasks: list[Task], workers: int, init_args: tuple) -> Iterator[FileResult]:
-    if workers <= 1:
-        _init_worker(*init_args)
-        try:
-            yield from map(_process, tasks)
-        finally:
-            _worker.pop("image").close()
-        return
-    # "spawn": MediaPipe's native threads do not survive a fork.
-    with mp.get_context("spawn").Pool(workers, _init_worker, init_args) as pool:
-        yield from pool.imap(_process, tasks, chunksize=4)
+    try:
+        if workers <= 1:
+            _init_worker(*init_args)
+            try:
+                yield from map(_process, tasks)
+            finally:
+                detector = _worker.pop("image", None)
+                if detector is not None:
+                    detector.close()
+            return
+        # "spawn": MediaPipe's native threads do not survive a fork.
+        with mp.get_context("spawn").Pool(workers, _init_worker, init_args) as pool:
+            yield from pool.imap(_process, tasks, chunksize=4)
+    except _LoadError as e:
+        raise UserError(str(e)) from None
 
 
 def import_folder(

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -152,8 +153,15 @@ def _bad_cases(tmp: Path, photo_tree: Path) -> list[tuple[str, list[str], str]]:
     link(photo_tree / "0" / "996_pic00000.jpg", bad_tree / "a:b" / "996_pic00000.jpg")
     not_model = tmp / "notes.task"
     not_model.write_text("not a model\n")
+    fake_bundle = tmp / "fake.task"  # passes the bundle check; MediaPipe cannot load it
+    with zipfile.ZipFile(fake_bundle, "w") as bundle:
+        bundle.writestr("hand_detector.tflite", b"not a model")
+        bundle.writestr("hand_landmarks_detector.tflite", b"not a model")
     data = str(tmp / "new")
     return [
+        *[(f"a bundle MediaPipe cannot load, {w} worker(s)", ["--from", str(photo_tree), "--data", data, "--workers", w,
+                                                             "--hand-model", str(fake_bundle)], "could not load")
+          for w in ("1", "2")],
         ("missing --from", ["--from", str(tmp / "nowhere"), "--data", data], "nowhere"),
         ("--map without =", ["--from", str(photo_tree), "--data", data, "--map", "0"], "FOLDER=LABEL"),
         ("--map to ../x", ["--from", str(photo_tree), "--data", data, "--map", "0=../x"], "'../x'"),
