@@ -23,6 +23,26 @@ from .errors import UserError
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
+class _AvgPool2x2(torch.autograd.Function):
+    """2x2, stride-2 average pooling of even-sized maps: four strided views summed forward, and
+    PyTorch's own pooling gradient backward (faster than autograd's through the views)."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        v = x.reshape(b, c, h // 2, 2, w // 2, 2)
+        return (v[:, :, :, 0, :, 0] + v[:, :, :, 0, :, 1] + v[:, :, :, 1, :, 0] + v[:, :, :, 1, :, 1]) * 0.25
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return torch.ops.aten.avg_pool2d_backward(grad, x, [2, 2], [2, 2], [0, 0], False, True, None)
+
+
 #: Inputs with fewer elements use PyTorch's pooling kernel (measured: faster below about 16 LeNet crops).
 FAST_POOL_MIN = 1 << 16
 
@@ -31,10 +51,9 @@ class AvgPool2d(nn.AvgPool2d):
     """``nn.AvgPool2d`` with a fast path for 2x2, stride-2 pooling of even-sized maps (every LeNet here).
 
     PyTorch's CPU kernel takes about 1.6 ms for LeNet-5's first pooling at batch 256 on one thread;
-    the sum of the four strided views takes 0.4 ms. Values and gradients are bit-identical to
-    PyTorch's (the same four additions in the same order; x 0.25 equals / 4 in floating point).
-    Training and batched explanations run through it (a custom backward was measured slower than
-    autograd's through the views). Small inputs (the demo's few crops: eight small operations cost
+    the sum of the four strided views takes 0.4 ms (the gradient is PyTorch's own). Values and
+    gradients are bit-identical to PyTorch's (the same four additions in the same order; x 0.25
+    equals / 4 in floating point). Training and batched explanations run through it. Small inputs (the demo's few crops: eight small operations cost
     more than one kernel call there), other settings, and exports use PyTorch's kernel.
     """
 
@@ -43,9 +62,7 @@ class AvgPool2d(nn.AvgPool2d):
         if (not _exporting() and self.kernel_size in (2, (2, 2)) and self.stride in (2, (2, 2))
                 and self.padding in (0, (0, 0)) and not self.ceil_mode and self.divisor_override is None
                 and x.dim() == 4 and x.numel() >= FAST_POOL_MIN and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0):
-            b, c, h, w = x.shape
-            v = x.reshape(b, c, h // 2, 2, w // 2, 2)
-            return (v[:, :, :, 0, :, 0] + v[:, :, :, 0, :, 1] + v[:, :, :, 1, :, 0] + v[:, :, :, 1, :, 1]) * 0.25
+            return _AvgPool2x2.apply(x)
         return super().forward(x)
 
 
