@@ -12,6 +12,7 @@ Last line: ``plain=... aligned=... hull=... bones=... best=...``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.crops import CropSettings
-from pipeline.data import crops_from_sources, load_dataset, split_by_group
-from pipeline.models import build_model
-from pipeline.training import TrainConfig, accuracy, predict_logits, train_model
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
+
+from pipeline.crops import CropSettings  # noqa: E402
+from pipeline.data import crops_from_sources, load_dataset, split_by_group  # noqa: E402
+from pipeline.models import build_model  # noqa: E402
+from pipeline.training import TrainConfig, accuracy, predict_logits, train_model  # noqa: E402
+
 BASE = CropSettings()
 SETTINGS = {
     "plain": replace(BASE, rotate=False, mirror_left=False, mask="none"),

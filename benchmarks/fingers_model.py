@@ -12,6 +12,7 @@ Last line: ``heldout=... heldout_sd=... rot180=... rot180_sd=... four=... splits
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -20,13 +21,15 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.checkpoint import load_model
-from pipeline.data import load_dataset
-from pipeline.evaluation import evaluate_folder
-from pipeline.runs import make_split, train_run
-from pipeline.training import TrainConfig
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
+
+from pipeline.checkpoint import load_model  # noqa: E402
+from pipeline.data import load_dataset  # noqa: E402
+from pipeline.evaluation import evaluate_folder  # noqa: E402
+from pipeline.runs import make_split, train_run  # noqa: E402
+from pipeline.training import TrainConfig  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "data"
 
 

@@ -12,6 +12,7 @@ Last line: ``samples_per_s=... baseline_samples_per_s=... ratio=... mnist_epoch_
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,13 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline.augment import NO_AUGMENT, AugmentConfig, augment
-from pipeline.data import load_dataset
-from pipeline.datasets import load_mnist
-from pipeline.models import build_model
-from pipeline.training import TrainConfig, to_float, train_model
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
+
+from pipeline.augment import NO_AUGMENT, AugmentConfig, augment  # noqa: E402
+from pipeline.data import load_dataset  # noqa: E402
+from pipeline.datasets import load_mnist  # noqa: E402
+from pipeline.models import build_model  # noqa: E402
+from pipeline.training import TrainConfig, to_float, train_model  # noqa: E402
+
 
 
 class PerSample(Dataset):
