@@ -136,7 +136,7 @@ def test_the_heatmap_lies_on_the_hand(shipped, videos_dir, detector) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Keys, stage times, the detection thread
+# Keys and stage times
 
 
 def test_keys_toggle_what_is_shown_and_what_is_computed(shipped) -> None:
