@@ -7,11 +7,13 @@ and the handedness with its score.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
 import sys
 import time
+import weakref
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -142,6 +144,17 @@ def resolve_hand_model(path: str | Path | None = None) -> Path:
     return chosen
 
 
+#: Detectors not closed yet: closed at exit, while MediaPipe can still do it. (MediaPipe's own
+#: finaliser runs during interpreter teardown and prints a traceback of "NoneType is not callable".)
+_OPEN: "weakref.WeakSet[HandDetector]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_detectors() -> None:
+    for detector in list(_OPEN):
+        detector.close()
+
+
 def check_hand_model(path: str | Path | None = None) -> Path:
     """:func:`resolve_hand_model`, then load it once in MediaPipe: a command calls this before it
     creates anything, so a bundle MediaPipe cannot read fails with its one line and leaves nothing behind."""
@@ -193,6 +206,7 @@ class HandDetector:
                             "pass a hand_landmarker.task from MediaPipe") from None
         self._last_ms = -1
         self._warmed = False
+        _OPEN.add(self)
 
     def detect(self, image_bgr: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
         """Find the hands in one BGR frame.
@@ -224,6 +238,7 @@ class HandDetector:
             with _quiet_native_logs():
                 self._landmarker.close()
             self._landmarker = None
+        _OPEN.discard(self)
 
     def __enter__(self) -> "HandDetector":
         return self

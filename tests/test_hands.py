@@ -286,3 +286,15 @@ def test_detector_process_reports_a_model_mediapipe_cannot_load(tmp_path, no_env
         DetectorProcess([], fake)
     assert str(fake) in str(info.value) and "could not load" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_detector_left_open_is_closed_quietly_at_exit(shipped_model):
+    """MediaPipe's own finaliser, run during interpreter teardown, prints a traceback; ours closes first."""
+    import subprocess
+    import sys
+
+    code = "from pipeline.hands import HandDetector\nd = HandDetector(video=True)\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "GLOG_minloglevel": "2"})
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr[-1500:]
