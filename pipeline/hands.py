@@ -155,6 +155,11 @@ def _close_open_detectors() -> None:
         detector.close()
 
 
+def _check_num_hands(num_hands: int) -> None:
+    if num_hands < 1:
+        raise UserError(f"--num-hands must be at least 1, got {num_hands}")
+
+
 def check_hand_model(path: str | Path | None = None) -> Path:
     """:func:`resolve_hand_model`, then load it once in MediaPipe: a command calls this before it
     creates anything, so a bundle MediaPipe cannot read fails with its one line and leaves nothing behind."""
@@ -183,8 +188,7 @@ class HandDetector:
     ):
         from mediapipe.tasks.python import BaseOptions, vision
 
-        if num_hands < 1:
-            raise UserError(f"--num-hands must be at least 1, got {num_hands}")
+        _check_num_hands(num_hands)
         self.model_path = resolve_hand_model(model_path)
         self.video = video
         self.num_hands = num_hands
@@ -339,8 +343,7 @@ class DetectorProcess:
                  video: bool = True, depth: int = 2, spin: bool = True, start_timeout: float = 120.0):
         import multiprocessing
 
-        if num_hands < 1:
-            raise UserError(f"--num-hands must be at least 1, got {num_hands}")
+        _check_num_hands(num_hands)  # here too: before a process is started for nothing
         self.source, self.depth, self.spin = source, max(1, depth), spin
         self.model_path = resolve_hand_model(model_path)
         context = multiprocessing.get_context("spawn")  # no fork: torch and OpenCV threads don't survive it

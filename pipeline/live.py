@@ -214,12 +214,10 @@ class LivePipeline:
 
         if self.with_cam and self.net is self.model:
             cam = self.cam()
-            maps = cam(result.batch, classify)
-            self._set_cams(result, cam, maps)
-            result.ms["explain"] = (time.perf_counter() - after_crop) * 1000 - result.ms["classify"]
+            self._set_cams(result, cam, cam(result.batch, classify))
             if self.with_saliency:
                 self._set_saliency(result)
-                result.ms["explain"] = (time.perf_counter() - after_crop) * 1000 - result.ms["classify"]
+            result.ms["explain"] = (time.perf_counter() - after_crop) * 1000 - result.ms["classify"]
             return result
         with torch.inference_mode():  # the model stays in eval mode (set once, in __init__)
             classify(self.model(result.batch))

@@ -53,8 +53,9 @@ class AvgPool2d(nn.AvgPool2d):
     PyTorch's CPU kernel takes about 1.6 ms for LeNet-5's first pooling at batch 256 on one thread;
     the sum of the four strided views takes 0.4 ms (the gradient is PyTorch's own). Values and
     gradients are bit-identical to PyTorch's (the same four additions in the same order; x 0.25
-    equals / 4 in floating point). Training and batched explanations run through it. Small inputs (the demo's few crops: eight small operations cost
-    more than one kernel call there), other settings, and exports use PyTorch's kernel.
+    equals / 4 in floating point). Training and batched explanations run through it. Small inputs
+    (the demo's few crops, where several small operations cost more than one kernel call), other
+    settings, and exports use PyTorch's kernel.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
