@@ -23,10 +23,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
 
-from pipeline.crops import CropSettings  # noqa: E402
-from pipeline.data import crops_from_sources, load_dataset, split_by_group  # noqa: E402
-from pipeline.models import build_model  # noqa: E402
-from pipeline.training import TrainConfig, accuracy, predict_logits, train_model  # noqa: E402
+from pipeline.data.load import crops_from_sources, load_dataset  # noqa: E402
+from pipeline.data.splits import split_by_group
+from pipeline.lenet.model import build_model  # noqa: E402
+from pipeline.preprocess.crops import CropSettings  # noqa: E402
+from pipeline.training.loop import TrainConfig, accuracy, predict_logits, train_model  # noqa: E402
 
 BASE = CropSettings()
 SETTINGS = {

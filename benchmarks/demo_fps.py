@@ -8,8 +8,8 @@ each round runs, in alternating order, on the same frames and each with a fresh 
 HandLandmarker:
 
 * ``mediapipe``: bare ``HandDetector.detect`` on every frame;
-* ``demo``: the demo's own loop (:func:`pipeline.viewer.run_session`, headless, Grad-CAM on):
-  MediaPipe one frame ahead in its own process (:class:`pipeline.hands.DetectorProcess`), then
+* ``demo``: the demo's own loop (:func:`pipeline.ui.demo_session.run_session`, headless, Grad-CAM on):
+  MediaPipe one frame ahead in its own process (:class:`pipeline.preprocess.hands.DetectorProcess`), then
   crop, classify, track, Grad-CAM of every hand, and drawing the whole overlay;
 * ``low_cpu``: the same, waiting for MediaPipe's results by sleeping (``--low-cpu``) instead of polling;
 * ``sequential``: the same, with MediaPipe inline in this process, for comparison.
@@ -50,11 +50,13 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 from import_speed import cpu_seconds, machine_busy_seconds  # noqa: E402  (this folder)
 
-from pipeline.checkpoint import load_model, require_hand_model  # noqa: E402
-from pipeline.hands import DetectorProcess, HandDetector, detect_each  # noqa: E402
-from pipeline.live import STAGES, LivePipeline, tune_torch_for_live  # noqa: E402
-from pipeline.sources import Frame, VideoSource  # noqa: E402
-from pipeline.viewer import ViewState, run_session  # noqa: E402
+from pipeline.lenet.checkpoint import load_model, require_hand_model  # noqa: E402
+from pipeline.live.compute import LivePipeline, tune_torch_for_live
+from pipeline.live.timing import STAGES  # noqa: E402
+from pipeline.preprocess.detector_process import DetectorProcess, detect_each  # noqa: E402
+from pipeline.preprocess.hands import HandDetector
+from pipeline.preprocess.sources import Frame, VideoSource  # noqa: E402
+from pipeline.ui.demo_session import ViewState, run_session  # noqa: E402
 
 
 def read_frames(path: str, width: int) -> list[Frame]:

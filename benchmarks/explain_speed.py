@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.explainers import GradCAM, Saliency, normalize, upsample  # noqa: E402
-from pipeline.models import LeNet, LeNetConfig  # noqa: E402
+from pipeline.lenet.model import LeNet, LeNetConfig  # noqa: E402
 
 CASES = [("gradcam", "conv2", 1), ("gradcam", "conv1", 1), ("saliency", "", 1),
          ("gradcam", "conv2", 256), ("gradcam", "conv1", 256), ("saliency", "", 256)]
@@ -135,9 +135,9 @@ class Worker:
 
 
 def trained_model_and_crops(threads: int) -> tuple[LeNet, torch.Tensor, object]:
-    from pipeline.data import load_dataset
-    from pipeline.models import build_model
-    from pipeline.training import NO_AUGMENT, TrainConfig, to_float, train_model
+    from pipeline.data.load import load_dataset
+    from pipeline.lenet.model import build_model
+    from pipeline.training.loop import NO_AUGMENT, TrainConfig, to_float, train_model
 
     ds = load_dataset(ROOT / "data" / "fingers")
     torch.manual_seed(0)
@@ -170,8 +170,8 @@ def main() -> None:
     except ImportError as e:  # an optional extra: pip install -e ".[dev]"
         no_captum = f"NOT RUN: {e}"
 
-    from pipeline.data import affines_of
-    from pipeline.heatmaps import overlay_on_frame
+    from pipeline.data.load import affines_of
+    from pipeline.draw.heatmaps import overlay_on_frame
 
     warnings.filterwarnings("ignore")  # captum's "input did not require grad"
     torch.set_num_threads(args.threads)

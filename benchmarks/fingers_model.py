@@ -24,11 +24,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
 
-from pipeline.checkpoint import load_model  # noqa: E402
-from pipeline.data import load_dataset  # noqa: E402
-from pipeline.evaluation import evaluate_folder  # noqa: E402
-from pipeline.runs import make_split, train_run  # noqa: E402
-from pipeline.training import TrainConfig  # noqa: E402
+from pipeline.data.load import load_dataset  # noqa: E402
+from pipeline.lenet.checkpoint import load_model  # noqa: E402
+from pipeline.training.evaluation import evaluate_folder  # noqa: E402
+from pipeline.training.loop import TrainConfig  # noqa: E402
+from pipeline.training.run import make_split, train_run  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 

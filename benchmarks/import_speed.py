@@ -1,7 +1,7 @@
 """How fast does ``collect --from`` import photos, with 1 and with 2 worker processes?
 
 Each run imports the same photos of ``../shared/data/fingers`` into a fresh temporary dataset
-through :func:`pipeline.ingest.import_folder` (progress bar off), all in one process run, so
+through :func:`pipeline.preprocess.photo_folders.import_folder` (progress bar off), all in one process run, so
 the two figures share one machine state. ``--limit N`` takes N photos spread evenly over the
 labels and sessions (default: all 1,523).
 
@@ -32,10 +32,10 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.crops import CropSettings  # noqa: E402
-from pipeline.data import DatasetWriter  # noqa: E402
-from pipeline.ingest import detection_rate, import_folder  # noqa: E402
-from pipeline.sources import is_image  # noqa: E402
+from pipeline.data.folder_import import detection_rate, import_folder  # noqa: E402
+from pipeline.data.store import DatasetWriter  # noqa: E402
+from pipeline.preprocess.crops import CropSettings  # noqa: E402
+from pipeline.preprocess.sources import is_image  # noqa: E402
 
 
 def pick_photos(fingers: Path, limit: int | None) -> list[Path]:

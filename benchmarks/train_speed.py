@@ -24,12 +24,11 @@ from torch.utils.data import DataLoader, Dataset
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
 
-from pipeline.augment import NO_AUGMENT, AugmentConfig, augment  # noqa: E402
-from pipeline.data import load_dataset  # noqa: E402
-from pipeline.datasets import load_mnist  # noqa: E402
-from pipeline.models import build_model  # noqa: E402
-from pipeline.training import TrainConfig, to_float, train_model  # noqa: E402
-
+from pipeline.data.load import load_dataset  # noqa: E402
+from pipeline.data.public import load_mnist  # noqa: E402
+from pipeline.lenet.model import build_model  # noqa: E402
+from pipeline.training.augment import NO_AUGMENT, AugmentConfig, augment  # noqa: E402
+from pipeline.training.loop import TrainConfig, to_float, train_model  # noqa: E402
 
 
 class PerSample(Dataset):

@@ -1,17 +1,85 @@
-"""Argparse options shared by several commands (crop settings, hand model), so each is defined once."""
+"""Argparse options shared by several commands (data, models, crop settings, hand model), so each is defined once."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from .crops import MASKS, CropSettings
-from .hands import HAND_MODEL_ENV
+from pipeline.data.spec import DataSpec
+from pipeline.errors import UserError
+from pipeline.preprocess.crops import MASKS, CropSettings
+from pipeline.preprocess.hands import HAND_MODEL_ENV
+
+
+def at_least(low: float, kind: type = int):
+    """An argparse ``type``: a number of ``kind`` that is at least ``low`` (``--epochs 0`` is refused by argparse)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def positive(text: str) -> float:
+    """An argparse ``type``: a number above 0 (a learning rate, a noise level)."""
+    value = at_least(0.0, float)(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    """An argparse ``type``: a number from 0 to 1 (a threshold)."""
+    value = at_least(0.0, float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def add_data_options(parser: argparse.ArgumentParser, default_data: str | None = None) -> None:
+    """``--data DIR`` (repeatable), ``--mnist DIR`` or ``--signmnist CSV``: what to train or study on."""
+    g = parser.add_argument_group("data (one kind)")
+    default = f" (default: {default_data})" if default_data else ""
+    g.add_argument("--data", action="append", metavar="DIR",
+                   help=f"a dataset folder made by collect; repeat to train on several at once{default}")
+    g.add_argument("--mnist", metavar="DIR", help="MNIST: the folder holding its idx files")
+    g.add_argument("--signmnist", metavar="CSV", help="Sign Language MNIST: its Kaggle CSV (label,pixel1..pixel784)")
+    parser.set_defaults(default_data=default_data)
+
+
+def data_spec_from(args: argparse.Namespace) -> DataSpec:
+    """The :class:`DataSpec` of :func:`add_data_options`; a missing path is one line naming it."""
+    chosen = [(kind, paths) for kind, paths in (("hands", args.data), ("mnist", args.mnist and [args.mnist]),
+                                                ("signmnist", args.signmnist and [args.signmnist])) if paths]
+    if len(chosen) > 1:
+        raise UserError("give one kind of data: --data DIR (one or more), --mnist DIR or --signmnist CSV")
+    if not chosen:
+        if not args.default_data:
+            raise UserError("no data given: pass --data DIR (a dataset made by collect), --mnist DIR or --signmnist CSV")
+        chosen = [("hands", [args.default_data])]
+    kind, paths = chosen[0]
+    for path in paths:
+        if not Path(path).exists():
+            option = {"hands": "--data", "mnist": "--mnist", "signmnist": "--signmnist"}[kind]
+            raise UserError(f"{path}: no such {'file' if kind == 'signmnist' else 'folder'} ({option}); check the path")
+    return DataSpec(kind, tuple(paths))
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    """``--model``: the gesture model (a checkpoint written by train)."""
+    parser.add_argument("--model", metavar="PT", help="gesture model checkpoint written by train "
+                        "(default: the shipped model, fist one two three four five none)")
 
 
 def add_hand_options(parser: argparse.ArgumentParser) -> None:
     """``--hand-model`` and ``--num-hands``."""
-    parser.add_argument("--hand-model", metavar="PATH",
-                        help=f"MediaPipe hand_landmarker.task (default: ${HAND_MODEL_ENV}, else models/hand_landmarker.task)")
+    parser.add_argument("--hand-model", metavar="TASK",
+                        help=f"MediaPipe hand landmarker bundle, a .task file (default: ${HAND_MODEL_ENV}, else the shipped one)")
     parser.add_argument("--num-hands", type=int, default=2, metavar="N", help="most hands per frame (default: 2)")
 
 

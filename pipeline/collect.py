@@ -18,11 +18,13 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .cli_options import add_crop_options, add_hand_options, crop_settings_from
-from .data import DatasetWriter, check_label
-from .errors import UserError, run_command
-from .hands import check_hand_model
-from .ingest import detection_rate, import_folder, parse_label_map, scan
+from pipeline.cli_options import add_crop_options, add_hand_options, crop_settings_from
+from pipeline.data.folder_import import detection_rate, import_folder
+from pipeline.data.store import DatasetWriter
+from pipeline.errors import UserError, run_command
+from pipeline.labels import check_label
+from pipeline.preprocess.hands import check_landmarker
+from pipeline.preprocess.photo_folders import parse_label_map, scan
 
 KEYS_HELP = """keys in the recording window:
   1-9, 0        pick label 1..10;  [ / ]  previous / next label (any number of labels)
@@ -75,7 +77,7 @@ def run_import(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     # A bad --from, --map or --hand-model fails before --data is created.
     scan(args.from_dir, label_map)
-    check_hand_model(args.hand_model)
+    check_landmarker(args.hand_model)
     start = time.perf_counter()
     with DatasetWriter(args.data, settings) as writer:
         try:
@@ -93,7 +95,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_live(args: argparse.Namespace) -> int:
-    from .recorder import check_display, record_live
+    from pipeline.ui.collect_session import check_display, record_live
 
     labels = [check_label(name) for name in args.label]
     if not labels:
@@ -104,7 +106,7 @@ def run_live(args: argparse.Namespace) -> int:
         raise UserError(f"--countdown must be 0 or more seconds, got {args.countdown}")
     # Check what can be checked before the dataset folder is created.
     source = args.source or "0"
-    check_hand_model(args.hand_model)
+    check_landmarker(args.hand_model)
     if not source.isdigit() and not Path(source).exists():
         raise UserError(f"{source}: no such file; pass a webcam index (0) or a video file as --source")
     if not args.headless:

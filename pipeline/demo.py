@@ -1,7 +1,7 @@
 """``python -m pipeline.demo``: the live window, each hand's gesture and its Grad-CAM overlaid on the hand.
 
     python -m pipeline.demo                                          # webcam 0, models/fingers.pt
-    python -m pipeline.demo --source data/samples/open_palm.mp4      # no camera: the shipped sample video
+    python -m pipeline.demo --source sample                          # no camera: the shipped sample clip
     python -m pipeline.demo --source clip.mp4 --headless --out annotated.mp4
 
 At the end (also after a window run) it prints three lines: ``frames=… hand_frames=… hand_share=… fps=…``,
@@ -14,9 +14,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from .checkpoint import DEFAULT_MODEL, load_model, require_hand_model
-from .cli_options import add_hand_options
-from .errors import run_command
+from pipeline.cli_options import add_hand_options, add_model_option
+from pipeline.errors import run_command
+from pipeline.lenet.checkpoint import load_model
 
 KEYS_HELP = """keys in the window:
   c  Grad-CAM on / off         n  next Grad-CAM layer (conv1, conv2, ...)
@@ -35,14 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "no gesture and no heatmap.",
         epilog=KEYS_HELP + "\nexamples:\n"
                "  python -m pipeline.demo\n"
-               "  python -m pipeline.demo --source data/samples/open_palm.mp4\n"
+               "  python -m pipeline.demo --source sample\n"
                "  python -m pipeline.demo --source clip.mp4 --headless --out runs/demo/annotated.mp4\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--source", default="0", metavar="0|FILE|DIR",
-                        help="webcam index, video file, image file or folder of images (default: 0)")
-    parser.add_argument("--model", default=None, metavar="PATH",
-                        help=f"checkpoint (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])})")
+                        help="webcam index, video file, image file, folder of images, or 'sample' (the shipped clip) (default: 0)")
+    add_model_option(parser)
     parser.add_argument("--layer", default=None, metavar="NAME",
                         help="Grad-CAM layer, e.g. conv1, act2 (default: the last conv layer)")
     parser.add_argument("--threshold", type=float, default=0.5, metavar="P",
@@ -60,15 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .live import LivePipeline, tune_torch_for_live
-    from .viewer import run_demo
+    from pipeline.live.compute import LivePipeline, tune_torch_for_live
+    from pipeline.ui.demo_session import run_demo
 
     args = build_parser().parse_args(argv)
-    model, ckpt = load_model(args.model)
-    settings = require_hand_model(ckpt, args.model)
-    live = LivePipeline(model, ckpt["label_names"], settings, layer=args.layer, threshold=args.threshold)
+    live = LivePipeline(load_model(args.model), threshold=args.threshold)
     tune_torch_for_live()
-    summary, times, fps = run_demo(args.source, live, hand_model=args.hand_model, num_hands=args.num_hands,
+    summary, times, fps = run_demo(args.source, live, args.layer, hand_model=args.hand_model, num_hands=args.num_hands,
                                    headless=args.headless, out=args.out, max_frames=args.max_frames,
                                    screenshots=args.screenshots, spin=not args.low_cpu)
     for line in summary.lines(times, fps):

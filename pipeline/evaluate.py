@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .checkpoint import DEFAULT_MODEL, load_model, require_hand_model
-from .cli_options import add_hand_options
-from .errors import UserError, run_command
-from .evaluation import evaluate_folder
-from .reports import plot_confusion
+from pipeline.cli_options import add_hand_options, add_model_option
+from pipeline.errors import UserError, run_command
+from pipeline.lenet.checkpoint import load_model
+from pipeline.training.evaluation import evaluate_folder
+from pipeline.training.reports import plot_confusion
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("folder", metavar="DIR", help="DIR/LABEL/ holds photos (or videos) of each label")
-    parser.add_argument("--model", default=None, metavar="PATH", help=f"checkpoint (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])})")
+    add_model_option(parser)
     parser.add_argument("--out", metavar="DIR", help="where to write confusion.png and predictions.csv (default: runs/evaluate/<DIR name>)")
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="detection processes (default: 1)")
     parser.add_argument("--stride", type=int, default=5, metavar="N", help="for videos: every N-th frame is a sample (default: 5)")
@@ -44,15 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     import pandas as pd
 
     args = build_parser().parse_args(argv)
-    model, ckpt = load_model(args.model)
-    settings = require_hand_model(ckpt, args.model)
-    result = evaluate_folder(model, ckpt["label_names"], settings, args.folder, workers=args.workers,
+    model = load_model(args.model)
+    result = evaluate_folder(model, args.folder, workers=args.workers,
                              hand_model=args.hand_model, num_hands=args.num_hands, stride=args.stride,
                              progress=not args.quiet)
     for label, n in result.skipped_labels.items():
-        print(f"skipped {n} file(s) of label {label!r}: the model knows {', '.join(ckpt['label_names'])}")
+        print(f"skipped {n} file(s) of label {label!r}: the model knows {', '.join(model.labels)}")
     if not len(result.true) and not sum(result.no_hand.values()):
-        raise UserError(f"{args.folder}: no file has a label the model knows ({', '.join(ckpt['label_names'])})")
+        raise UserError(f"{args.folder}: no file has a label the model knows ({', '.join(model.labels)})")
     present = [i for i, n in enumerate(result.label_names) if (result.true == i).any() or result.no_hand.get(n)]
     table = result.table().iloc[present]
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))

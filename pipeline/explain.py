@@ -19,14 +19,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .analysis import class_figures
-from .checkpoint import DEFAULT_MODEL, explained_module, load_model
-from .cli_options import add_hand_options
-from .data import load_dataset
-from .errors import UserError, run_command
-from .evaluation import subject_crops
-from .explainers import Explainer, GradCAM, GradCAMPlusPlus, Saliency, SmoothGrad
-from .ingest import scan
+from pipeline.cli_options import add_hand_options, add_model_option
+from pipeline.data.load import load_dataset
+from pipeline.errors import UserError, run_command
+from pipeline.explainers import Explainer, GradCAM, GradCAMPlusPlus, Saliency, SmoothGrad
+from pipeline.explainers.figures import class_figures
+from pipeline.lenet.checkpoint import load_model
+from pipeline.preprocess.photo_folders import scan
+from pipeline.training.evaluation import subject_crops
 
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
 
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m pipeline.explain --model runs/fingers/model.pt --photos ../shared/data/images/gestures\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", metavar="PATH", help="checkpoint to explain (default: models/fingers.pt)")
+    add_model_option(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", metavar="DIR", help="a dataset folder made by pipeline.collect")
     source.add_argument("--photos", metavar="DIR", help="DIR/LABEL/ holds photos (run through MediaPipe and the crop stage)")
@@ -68,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"{option} must be at least 1, got {value}")
     if args.noise < 0:
         raise UserError(f"--noise must be 0 or more, got {args.noise}")
-    model, ckpt = load_model(args.model)
-    model, label_names, settings = explained_module(model), list(ckpt["label_names"]), ckpt["crop"]
+    loaded = load_model(args.model)
+    model, label_names, settings = loaded.explained, loaded.labels, loaded.crop_settings
     layers = args.layers.split(",") if args.layers else model.conv_layers()
     for name in layers:
         if not hasattr(model.features, name):  # also refuses fc layers: Grad-CAM needs a spatial map
@@ -83,8 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ds = load_dataset(args.data, settings)
         images, true = ds.images, [ds.label_names[i] for i in ds.labels.tolist()]
     else:
-        if settings is None:
-            raise UserError("this model was not trained on hand crops (its checkpoint has no crop settings); use --data")
+        settings = loaded.require_hand_crops()
         found = subject_crops(scan(args.photos), settings, args.workers, args.hand_model, args.num_hands,
                               progress=not args.quiet)
         if sum(found.no_hand.values()):
@@ -92,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not found.labels:
             raise UserError(f"{args.photos}: no hand found in any photo")
         images, true = found.images, found.labels
-    out = Path(args.out or Path("runs") / "explain" / Path(args.model or DEFAULT_MODEL).stem)
+    out = Path(args.out or Path("runs") / "explain" / loaded.path.stem)
     written, shown = class_figures(model, label_names, images, true, explainers, out, args.per_class,
                                    args.mean_per_class, args.seed, progress=not args.quiet)
     for path in written:

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .checkpoint import DEFAULT_MODEL
-from .errors import run_command
-from .onnx_export import INPUT, OUTPUT, export_checkpoint
+from pipeline.cli_options import add_model_option
+from pipeline.errors import run_command
+from pipeline.lenet.checkpoint import DEFAULT_MODEL
+from pipeline.lenet.onnx_export import INPUT, OUTPUT, export_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  python -m pipeline.export --model models/fingers.pt --out model.onnx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", metavar="PT", help=f"checkpoint to export (default: {DEFAULT_MODEL})")
-    parser.add_argument("--out", metavar="ONNX", help="output file (default: the checkpoint's path with .onnx)")
+    add_model_option(parser)
+    parser.add_argument("--out", metavar="ONNX", help="output file (default: runs/export/MODEL.onnx)")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
     parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = Path(args.out) if args.out else Path(args.model or DEFAULT_MODEL).with_suffix(".onnx")
+    out = Path(args.out) if args.out else Path("runs") / "export" / Path(args.model or DEFAULT_MODEL).with_suffix(".onnx").name
     result = export_checkpoint(args.model, out, overwrite=args.force, opset=args.opset, check=not args.no_check)
     kind = f"ensemble of {result.members}" if result.members > 1 else "single model"
     print(f"wrote {result.out} ({result.bytes / 1024:.0f} KiB, {kind}): input '{INPUT}' float32 (batch, 1, H, W) in [0, 1], "

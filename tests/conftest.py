@@ -6,36 +6,24 @@ suite still runs (and says what it skipped) on a checkout without it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pytest
 
+from helpers import REPO, SHARED, require
+
 os.environ.setdefault("GLOG_minloglevel", "2")  # before MediaPipe is first imported
 
-#: ``../shared`` next to the repository (the repository is ``<workspace>/main``).
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "data"
 
 #: A few real photos used across the tests (all from ``fingers/5``: open palms, fingers spread).
 OPEN_PALM = "5/2_pic00004.jpg"  # one right hand, fingers spread, light wall behind
 TWO_PALMS = "5/996_pic00037.jpg"  # two open hands, a right and a left
 LEFT_PALM = "5/2_pic00094.jpg"  # one left hand, large in the frame
-
-
-def require(path: Path, what: str) -> Path:
-    """Return ``path`` if it exists, else skip the test saying which real data is missing."""
-    if not path.exists():
-        pytest.skip(f"real data missing: {what} ({path}); the tests expect the shared data folder at {SHARED}")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +57,7 @@ def images_dir(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def detector():
     """One IMAGE-mode HandDetector (2 hands) for the whole session, closed at the end."""
-    from pipeline.hands import HandDetector
+    from pipeline.preprocess.hands import HandDetector
 
     with HandDetector(num_hands=2) as d:
         yield d
@@ -91,7 +79,7 @@ class Detected:
 @pytest.fixture(scope="session")
 def detect(fingers_dir: Path, detector):
     """``detect("5/2_pic00004.jpg")``: the photo and its hands, detected once per session."""
-    from pipeline.sources import read_image
+    from pipeline.preprocess.sources import read_image
 
     cache: dict[str, Detected] = {}
 
@@ -149,34 +137,81 @@ def xvfb():
         server.wait(timeout=10)
 
 
-def wait_for(condition, seconds: float, what: str, process: subprocess.Popen) -> None:
-    """Poll until ``condition()``; fail saying what did not happen (a video that ran out, a lost key)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    output = process.communicate()[0]
-    pytest.fail(f"{what} did not happen within {seconds} s (exit code {process.returncode}); output:\n{output[-2000:]}")
+# ---------------------------------------------------------------------------------------------
+# Models trained once per session, on the committed finger crops
 
 
-@contextlib.contextmanager
-def window_program(args: list[str], display: str) -> Iterator[tuple[subprocess.Popen, Callable[..., str]]]:
-    """Run ``python -m <args>`` from the repository on ``display``; yields the process and an ``xdotool(*args)``
-    that talks to the same display. The process is killed at the end if it is still running."""
-    env = {**os.environ, "DISPLAY": display, "GLOG_minloglevel": "2", "QT_QPA_PLATFORM": "xcb"}
-    process = subprocess.Popen([sys.executable, "-m", *args], cwd=Path(__file__).resolve().parents[1], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+@pytest.fixture(scope="session")
+def fingers():
+    """``data/fingers``, the committed dataset, in memory."""
+    from pipeline.data.load import load_dataset
 
-    def xdotool(*words: str) -> str:
-        return subprocess.run(["xdotool", *words], env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+    return load_dataset(REPO / "data" / "fingers")
 
-    try:
-        yield process, xdotool
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+
+@pytest.fixture(scope="session")
+def trained_run(fingers, tmp_path_factory) -> Path:
+    """A run folder: ``lenet5``, 8 epochs on ``data/fingers`` split by session (about 10 s)."""
+    from dataclasses import replace
+
+    from pipeline.training.loop import TrainConfig
+    from pipeline.training.run import train_run
+
+    out = tmp_path_factory.mktemp("run") / "fingers"
+    train_run(fingers, "lenet5", out, replace(TrainConfig(), epochs=8), progress=False, log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sanity_models(fingers) -> dict:
+    """LeNet-5s for the explainers' sanity checks, on a session-grouped split of the real crops (about 10 s).
+
+    ``true``, ``true2``: true labels, seeds 0 and 1, twelve epochs without augmentation, label
+    smoothing or weight decay (they fit quickly). ``permuted``: labels permuted over the whole set,
+    seed 2 (a third initialisation, so that only the labels set it apart from ``true2``), trained
+    longer (20 epochs, lr 3e-3, batch 32): after 12 epochs a random-label model has barely left its
+    initialisation, and its maps are those of a random network of that seed. It is selected on its
+    own training data, as a held-out split of random labels would pick an arbitrary epoch.
+    ``x``, ``y``: the test split's crops and labels.
+    """
+    from dataclasses import replace
+
+    import torch
+
+    from pipeline.data.splits import split_by_group
+    from pipeline.lenet.model import build_model, predict_logits, to_float
+    from pipeline.training.loop import NO_AUGMENT, TrainConfig, train_model
+
+    train, val, test = split_by_group(fingers.groups, fingers.labels.numpy(), seed=0)
+    config = TrainConfig(epochs=12, patience=100, weight_decay=0.0, label_smoothing=0.0, augment=NO_AUGMENT)
+    perm = fingers.labels[torch.randperm(len(fingers), generator=torch.Generator().manual_seed(0))]
+    models = {}
+    for name, labels, check, cfg in (("true", fingers.labels, val, replace(config, seed=0)),
+                                     ("true2", fingers.labels, val, replace(config, seed=1)),
+                                     ("permuted", perm, train, replace(config, seed=2, epochs=20, lr=3e-3, batch_size=32))):
+        torch.manual_seed(cfg.seed)  # the initial weights: train_model seeds only what comes after
+        model = build_model("lenet5", len(fingers.label_names))
+        history, _ = train_model(model, (fingers.images[train], labels[train]), (fingers.images[check], labels[check]), cfg)
+        models[name] = model.eval()
+        models[f"{name}_train_acc"] = max(r.train_acc for r in history)
+    x, y = to_float(fingers.images[test]), fingers.labels[test]
+    return {**models, "x": x, "y": y, "test_acc": float((predict_logits(models["true"], x).argmax(1) == y).float().mean())}
+
+
+@pytest.fixture(scope="session")
+def bn_checkpoints(fingers, tmp_path_factory) -> dict[str, Path]:
+    """A two-member ``lenet5-bn`` ensemble trained briefly (batch norm must export in eval mode), and its first member alone."""
+    from dataclasses import replace
+
+    from pipeline.lenet.checkpoint import read_checkpoint, save_checkpoint
+    from pipeline.training.loop import TrainConfig
+    from pipeline.training.run import train_run
+
+    root = tmp_path_factory.mktemp("export")
+    keep = np.flatnonzero(np.isin(fingers.groups, ["2", "996", "55", "5", "3_1528505750.77"]))
+    train_run(fingers.subset(keep), "lenet5-bn", root / "run", replace(TrainConfig(), epochs=2), members=2,
+              progress=False, log=lambda *_: None)
+    ckpt = read_checkpoint(root / "run" / "model.pt")
+    single = root / "single.pt"
+    save_checkpoint({**ckpt, "members": ckpt["members"][:1]}, single)
+    return {"ensemble": root / "run" / "model.pt", "single": single}

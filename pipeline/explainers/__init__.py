@@ -7,11 +7,24 @@ it found it (train/eval mode, parameter ``.grad``, hooks)::
     maps = normalize(upsample(cam(images), 28, cam.grid))   # (B, 1, 28, 28) in [0, 1], cells on their pixels
 """
 
-from .base import Explainer, RunningMax, Target, explain_all, explaining, find_layer, gradients, layer_grid, normalize, resolve_targets, upsample
+from .base import (
+    Explainer,
+    ForwardPass,
+    RunningMax,
+    Target,
+    explain_all,
+    explaining,
+    find_layer,
+    gradients,
+    layer_grid,
+    normalize,
+    resolve_targets,
+    upsample,
+)
 from .gradcam import GradCAM, GradCAMPlusPlus
 from .saliency import Saliency, SmoothGrad
 
 __all__ = [
-    "Explainer", "GradCAM", "GradCAMPlusPlus", "RunningMax", "Saliency", "SmoothGrad", "Target", "explaining",
+    "Explainer", "ForwardPass", "GradCAM", "GradCAMPlusPlus", "RunningMax", "Saliency", "SmoothGrad", "Target", "explaining",
     "explain_all", "find_layer", "gradients", "layer_grid", "normalize", "resolve_targets", "upsample",
 ]

@@ -90,6 +90,44 @@ def explaining(model: nn.Module, layer: nn.Module | None = None) -> Iterator[lis
             module.training = True
 
 
+class ForwardPass:
+    """One forward pass kept for its backward: the logits can pick the targets before any gradient is taken.
+
+    Made by :meth:`Explainer.forward`; valid inside its ``with`` block. The live demo classifies
+    hands from :attr:`logits`, updates its tracks, then asks for the maps of the labels it shows,
+    all with one forward.
+    """
+
+    def __init__(self, explainer: "Explainer", logits: torch.Tensor, values: torch.Tensor):
+        self.explainer, self.values = explainer, values
+        self._logits = logits
+        #: The batch's logits (B, C), detached.
+        self.logits = logits.detach()
+
+    def gradient(self, target: Target = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(values, d score / d values, targets)``: the score is each image's target logit (pre-softmax)."""
+        targets = resolve_targets(target, self.logits)
+        weights = F.one_hot(targets, self._logits.shape[1]).to(self._logits.dtype)
+        (grad,) = torch.autograd.grad(self._logits, self.values, weights, retain_graph=True)
+        return self.values.detach(), grad, targets
+
+    def attribute(self, target: Target = None) -> torch.Tensor:
+        """The explainer's raw maps (B, 1, h, w) for ``target``."""
+        values, grad, _ = self.gradient(target)
+        return self.explainer.maps(values, grad)
+
+
+@contextmanager
+def _forward(model: nn.Module, x: torch.Tensor, layer: nn.Module | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    with explaining(model, layer) as captured:
+        if layer is None:
+            x = x.detach().requires_grad_()
+        logits = model(x)
+        if layer is not None and len(captured) != 1:
+            raise ValueError(f"the layer ran {len(captured)} times in one forward; pick a layer that runs once")
+        yield logits, (x if layer is None else captured[0])
+
+
 def gradients(model: nn.Module, x: torch.Tensor, target: Target = None, layer: nn.Module | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward, one backward: ``(values, d score / d values, targets)`` for a whole batch.
@@ -98,20 +136,18 @@ def gradients(model: nn.Module, x: torch.Tensor, target: Target = None, layer: n
     pre-softmax logit of each image's target class. The images of a batch do not interact
     (eval mode), so one backward of the one-hot weighted logits gives every image its own gradient.
     """
-    with explaining(model, layer) as captured:
-        if layer is None:
-            x = x.detach().requires_grad_()
-        logits = model(x)
-        if layer is not None and len(captured) != 1:
-            raise ValueError(f"the layer ran {len(captured)} times in one forward; pick a layer that runs once")
-        values = x if layer is None else captured[0]
+    with _forward(model, x, layer) as (logits, values):
         targets = resolve_targets(target, logits)
         (grad,) = torch.autograd.grad(logits, values, F.one_hot(targets, logits.shape[1]).to(logits.dtype))
     return values.detach(), grad, targets
 
 
 class Explainer:
-    """An explainer built once and reused: it keeps the model (and layer), never tensors of a call."""
+    """An explainer built once and reused: it keeps the model (and layer), never tensors of a call.
+
+    A method says how its maps come from the explained values (the input, or a layer's output) and
+    their gradient, in :meth:`maps`; the forward and backward are shared.
+    """
 
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None):
         self.model = model
@@ -119,9 +155,20 @@ class Explainer:
         #: (step, offset) of the maps' cells on the input pixels, for :func:`upsample`.
         self.grid = (1.0, 0.0) if self.layer is None else layer_grid(model, self.layer)
 
+    def maps(self, values: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Raw maps (B, 1, h, w) from the explained values and the gradient of the target score."""
+        raise NotImplementedError
+
+    @contextmanager
+    def forward(self, x: torch.Tensor) -> Iterator[ForwardPass]:
+        """One forward of a float batch (B, C, H, W), kept for :meth:`ForwardPass.attribute`."""
+        with _forward(self.model, x, self.layer) as (logits, values):
+            yield ForwardPass(self, logits, values)
+
     def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
         """Raw maps (B, 1, h, w) for a float batch (B, C, H, W)."""
-        raise NotImplementedError
+        values, grad, _ = gradients(self.model, x, target, self.layer)
+        return self.maps(values, grad)
 
     def __call__(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
         return self.attribute(x, target)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Explainer, Target, gradients
+from .base import Explainer
 
 
 class GradCAM(Explainer):
@@ -31,8 +31,7 @@ class GradCAM(Explainer):
             layer = model.conv_layers()[-1]
         super().__init__(model, layer)
 
-    def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-        acts, grads, _ = gradients(self.model, x, target, self.layer)
+    def maps(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         return F.relu((self.weights(acts, grads) * acts).sum(1, keepdim=True))
 
     def weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:

@@ -23,12 +23,11 @@ class Saliency(Explainer):
     def __init__(self, model: nn.Module):
         super().__init__(model)
 
-    def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
-        _, grad, _ = gradients(self.model, x, target)
+    def maps(self, values: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         return grad.abs().amax(1, keepdim=True)
 
 
-class SmoothGrad(Explainer):
+class SmoothGrad(Saliency):
     """Saliency averaged over ``samples`` noisy copies of each image (Smilkov et al. 2017).
 
     The noise's standard deviation is ``noise`` times each image's value range (the paper's
@@ -39,7 +38,7 @@ class SmoothGrad(Explainer):
     """
 
     def __init__(self, model: nn.Module, samples: int = 25, noise: float = 0.15, seed: int = 0):
-        super().__init__(model)
+        Explainer.__init__(self, model)
         if samples < 1:
             raise ValueError(f"SmoothGrad needs at least 1 sample, got {samples}")
         self.samples, self.noise, self.seed = samples, noise, seed
@@ -54,4 +53,4 @@ class SmoothGrad(Explainer):
         sigma = self.noise * (x.amax(dims, keepdim=True) - x.amin(dims, keepdim=True))
         noisy = (x + eps * sigma).flatten(0, 1)  # (samples * B, C, H, W)
         _, grad, _ = gradients(self.model, noisy, targets.repeat(self.samples))
-        return grad.abs().amax(1, keepdim=True).unflatten(0, (self.samples, len(x))).mean(0)
+        return self.maps(noisy, grad).unflatten(0, (self.samples, len(x))).mean(0)

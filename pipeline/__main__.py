@@ -1,0 +1,5 @@
+"""``python -m pipeline``: the same as the ``handcam`` command."""
+
+from pipeline.cli import entry
+
+entry()

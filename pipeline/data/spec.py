@@ -1,0 +1,51 @@
+"""Which data a command trains or studies on, and loading it: collected dataset folders, or a public set.
+
+A :class:`DataSpec` is what ``--data DIR`` (repeatable), ``--mnist DIR`` or ``--signmnist CSV``
+name on the command line; :func:`load_data` turns it into one in-memory
+:class:`~pipeline.data.load.Dataset`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.data.load import Dataset, load_datasets
+from pipeline.data.public import load_mnist, load_signmnist
+from pipeline.errors import UserError
+from pipeline.preprocess.crops import CropSettings
+
+#: ``hands``: dataset folders made by collect; the others: the public 28x28 sets.
+KINDS = ("hands", "mnist", "signmnist")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """``kind`` (one of :data:`KINDS`) and its paths: one or more dataset folders, or the public set's folder or file."""
+
+    kind: str
+    paths: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise UserError(f"unknown kind of data {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if not self.paths or (self.kind != "hands" and len(self.paths) != 1):
+            raise UserError(f"{self.kind}: give exactly one path" if self.kind != "hands" else "name at least one --data folder")
+
+    @property
+    def hands(self) -> bool:
+        """True for hand crops (augmented in training; explained on the hand)."""
+        return self.kind == "hands"
+
+    def describe(self) -> dict:
+        """What a checkpoint or a study records about the data (absolute paths)."""
+        return {"kind": self.kind, "paths": [str(Path(p).resolve()) for p in self.paths]}
+
+
+def load_data(spec: DataSpec, settings: CropSettings | None = None, progress: bool = False) -> Dataset:
+    """Load what ``spec`` names; several dataset folders become one dataset (see :func:`load_datasets`)."""
+    if spec.kind == "mnist":
+        return load_mnist(spec.paths[0])
+    if spec.kind == "signmnist":
+        return load_signmnist(spec.paths[0])
+    return load_datasets(spec.paths, settings, progress)

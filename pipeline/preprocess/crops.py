@@ -1,0 +1,238 @@
+"""The crop stage: a hand becomes a small grayscale image, by one function that every command shares.
+
+Coordinates are continuous pixels throughout: a W x H frame spans [0, W] x [0, H] and pixel
+``(i, j)`` covers ``[j, j+1) x [i, i+1)``. In these coordinates mirroring a frame is exactly
+``x -> W - x``, which makes "a mirrored left hand equals the right hand" hold to the pixel.
+:func:`warp` converts to OpenCV's pixel-centre convention in one place.
+
+A :class:`Crop` keeps the 2x3 affine from frame to crop, so a heatmap on the crop grid goes back
+onto the frame with one inverse warp (see :mod:`pipeline.draw.heatmaps`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+import cv2
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.preprocess.hands import HAND_CONNECTIONS, MIDDLE_MCP, PALM, WRIST, Hand
+
+MASKS = ("none", "hull", "bones")
+CROP_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """How a hand is turned into a crop. Saved with every dataset and every checkpoint.
+
+    Attributes:
+        size: side of the crop in pixels (LeNet-5 takes 28).
+        margin: extra room around the landmark box, as a fraction of its longer side on each side.
+        rotate: turn the hand so that wrist -> middle-finger base points up.
+        mirror_left: mirror left hands so they look like right hands.
+        mask: ``"none"``; ``"hull"`` (convex hull of the landmarks, which fills the gaps between
+            spread fingers); or ``"bones"`` (thick finger segments plus the palm, which keeps the
+            gaps from the fingertips down to where the fingers meet).
+        bone_width: bone thickness for ``mask="bones"``, as a fraction of the palm length
+            (wrist to middle-finger base).
+        render_scale: the crop is warped at ``size * render_scale`` pixels, masked, then reduced
+            with area interpolation; the large render is what datasets keep for re-rendering.
+        version: the crop code's version; a checkpoint from a newer one is refused.
+    """
+
+    size: int = 28
+    margin: float = 0.15
+    rotate: bool = True
+    mirror_left: bool = True
+    mask: str = "bones"
+    bone_width: float = 0.25
+    render_scale: int = 4
+    version: int = CROP_VERSION
+
+    def __post_init__(self) -> None:
+        if self.mask not in MASKS:
+            raise UserError(f"unknown crop mask {self.mask!r}; choose one of {', '.join(MASKS)}")
+        if not 8 <= self.size <= 512:
+            raise UserError(f"crop size {self.size} is out of range; use 8 to 512 pixels")
+        if not 0 <= self.margin <= 2:
+            raise UserError(f"crop margin {self.margin} is out of range; use 0 to 2")
+        if self.render_scale < 1:
+            raise UserError(f"crop render_scale must be at least 1, got {self.render_scale}")
+        if self.version > CROP_VERSION:
+            raise UserError(
+                f"crop settings of version {self.version} come from a newer release (this one knows "
+                f"{CROP_VERSION}); upgrade the package"
+            )
+
+    @property
+    def render_size(self) -> int:
+        return self.size * self.render_scale
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "crop settings") -> "CropSettings":
+        """Build settings from a saved dict; an unknown key means data from another version: refuse it."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(
+                f"{where}: unknown crop setting(s) {', '.join(unknown)}; they come from another version "
+                "of this package: upgrade it, or re-make the data with this version"
+            )
+        try:
+            return cls(**values)
+        except TypeError as e:
+            raise UserError(f"{where}: bad crop settings ({e})") from None
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "crop settings") -> "CropSettings":
+        return cls.from_dict(json.loads(text), where)
+
+
+@dataclass
+class Crop:
+    """A hand crop and how it was made.
+
+    Attributes:
+        image: (size, size) uint8 grayscale, what the CNN sees.
+        affine: (2, 3) float64 map from frame pixels to crop pixels (continuous coordinates).
+        large: (size*render_scale)^2 uint8 grayscale render *before* masking, kept by datasets so
+            that a set can be re-rendered at another size or mask without the source photos.
+        mask: the mask at the large render's resolution (uint8 0/255), or None for ``mask="none"``.
+        settings: the settings that made it.
+        mirrored: True when a left hand was mirrored onto a right hand.
+    """
+
+    image: np.ndarray
+    affine: np.ndarray
+    large: np.ndarray
+    mask: np.ndarray | None
+    settings: CropSettings
+    mirrored: bool = False
+
+    def box(self) -> np.ndarray:
+        """The crop's square in frame pixels: 4 corners (x, y), clockwise from the crop's top-left."""
+        s = self.settings.size
+        return transform_points(invert_affine(self.affine), np.array([[0, 0], [s, 0], [s, s], [0, s]], float))
+
+
+def invert_affine(affine: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine."""
+    return cv2.invertAffineTransform(np.asarray(affine, np.float64))
+
+
+def transform_points(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine to (N, 2) points."""
+    points = np.asarray(points, np.float64)
+    return points @ affine[:, :2].T + affine[:, 2]
+
+
+def hand_affine(landmarks: np.ndarray, mirror: bool, settings: CropSettings, out_size: float) -> np.ndarray:
+    """The 2x3 affine from frame pixels onto an ``out_size`` square around the hand.
+
+    The square is centred on the landmark box (taken in the rotated frame when ``rotate``) and its
+    side is the box's longer side times ``1 + 2 * margin``; ``mirror`` flips it left-right.
+    """
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    if settings.rotate:
+        up = xy[MIDDLE_MCP] - xy[WRIST]
+        # Rotate so that `up` points to -y (up on screen). R maps frame directions to crop directions.
+        angle = np.arctan2(up[0], -up[1])
+        c, s = np.cos(angle), np.sin(angle)
+        rot = np.array([[c, s], [-s, c]])
+    else:
+        rot = np.eye(2)
+    turned = xy @ rot.T
+    lo, hi = turned.min(0), turned.max(0)
+    centre = (lo + hi) / 2
+    side = max(float((hi - lo).max()) * (1 + 2 * settings.margin), 1e-3)
+    scale = out_size / side
+    linear = scale * rot
+    if mirror:
+        linear = np.diag([-1.0, 1.0]) @ linear
+    # Send the box centre to the crop centre.
+    shift = np.array([out_size / 2, out_size / 2]) - linear @ (rot.T @ centre)
+    return np.hstack([linear, shift[:, None]])
+
+
+def warp(image: np.ndarray, affine: np.ndarray, size: tuple[int, int], flags: int = cv2.INTER_LINEAR,
+         border_value: float | tuple = 0) -> np.ndarray:
+    """``cv2.warpAffine`` with an affine given in continuous coordinates (see module docstring)."""
+    a = np.asarray(affine, np.float64)
+    # p_cv = p - 0.5 on both sides: t_cv = t + L @ [0.5, 0.5] - 0.5
+    cv_affine = a.copy()
+    cv_affine[:, 2] = a[:, 2] + a[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    return cv2.warpAffine(image, cv_affine, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+
+
+def hand_mask(points: np.ndarray, kind: str, size: int, bone_width: float) -> np.ndarray | None:
+    """A uint8 (size, size) mask, 255 on the hand, from landmarks already in crop pixels."""
+    if kind == "none":
+        return None
+    mask = np.zeros((size, size), np.uint8)
+    shift = 4  # draw with 1/16 px precision
+    pts = np.round((points[:, :2] - 0.5) * (1 << shift)).astype(np.int32)
+    palm_len = float(np.linalg.norm(points[MIDDLE_MCP, :2] - points[WRIST, :2]))
+    width = max(1, int(round(bone_width * palm_len)))
+    if kind == "hull":
+        # Landmarks sit on the bones' centre lines: widen the hull by half a finger, as the bones are.
+        hull = cv2.convexHull(pts)
+        cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, shift)
+        cv2.polylines(mask, [hull], True, 255, width, cv2.LINE_AA, shift)
+        return mask
+    cv2.fillPoly(mask, [pts[list(PALM)]], 255, cv2.LINE_AA, shift)
+    for a, b in HAND_CONNECTIONS:
+        cv2.line(mask, tuple(pts[a]), tuple(pts[b]), 255, width, cv2.LINE_AA, shift)
+    # Round joints and fingertips; the tip landmark sits a little inside the finger's end.
+    for p in pts:
+        cv2.circle(mask, tuple(p), width // 2, 255, -1, cv2.LINE_AA, shift)
+    return mask
+
+
+def finish_crop(large: np.ndarray, mask: np.ndarray | None, size: int) -> np.ndarray:
+    """Mask a large render and reduce it to ``size`` with area interpolation."""
+    if mask is not None:
+        large = ((large.astype(np.uint16) * mask + 127) // 255).astype(np.uint8)
+    if large.shape[0] == size:
+        return large
+    return cv2.resize(large, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def crop_hand(frame_bgr: np.ndarray, hand: Hand, settings: CropSettings = CropSettings()) -> Crop:
+    """Cut one hand out of a BGR (or grayscale) frame as a ``settings.size`` grayscale crop.
+
+    The hand is squared with a margin (the frame is padded with black past its borders),
+    optionally turned upright and mirrored if left, rendered at ``render_scale`` times the size,
+    masked, and reduced with area interpolation.
+    """
+    mirror = settings.mirror_left and hand.is_left
+    big = settings.render_size
+    affine_big = hand_affine(hand.landmarks, mirror, settings, big)
+    patch = warp(frame_bgr, affine_big, (big, big))
+    large = patch if patch.ndim == 2 else cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
+    mask = hand_mask(transform_points(affine_big, hand.landmarks[:, :2]), settings.mask, big, settings.bone_width)
+    image = finish_crop(large, mask, settings.size)
+    affine = affine_big.copy()
+    affine /= settings.render_scale
+    return Crop(image, affine, large, mask, settings, mirror)
+
+
+def rerender(large: np.ndarray, landmarks_in_large: np.ndarray, settings: CropSettings) -> np.ndarray:
+    """Re-make a crop from a stored large render with another size or mask (same rotation/mirror)."""
+    big = large.shape[0]
+    mask = hand_mask(landmarks_in_large, settings.mask, big, settings.bone_width)
+    return finish_crop(large, mask, settings.size)
+
+
+__all__ = [
+    "Crop", "CropSettings", "MASKS", "crop_hand", "finish_crop", "hand_affine", "hand_mask", "invert_affine",
+    "rerender", "transform_points", "warp",
+]

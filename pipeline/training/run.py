@@ -1,0 +1,226 @@
+"""A training run from dataset to ``runs/NAME/``: split, train (one seed or an ensemble), report.
+
+Outputs: ``model.pt`` (checkpoint), ``metrics.csv`` (per epoch and member), ``curves.png``,
+``confusion.png`` (test split), ``per_class.csv``, ``summary.json``. ``resume.pt`` holds the state
+of an unfinished member, so ``--resume`` continues where a run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pipeline.data.load import Dataset
+from pipeline.data.spec import DataSpec
+from pipeline.data.splits import split_by_group, split_by_named_groups
+from pipeline.errors import UserError
+from pipeline.files import atomic_write_text, display_path
+from pipeline.lenet.checkpoint import make_checkpoint, save_checkpoint
+from pipeline.lenet.model import LeNet, build_model, count_macs, count_parameters
+from pipeline.training.loop import TrainConfig, accuracy, predict_logits, to_float, train_model
+from pipeline.training.reports import confusion, per_class_table, plot_confusion, plot_curves
+
+
+@dataclass
+class Split:
+    """Indices of the three splits and the groups in each."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def groups(self, data: Dataset) -> dict[str, list[str]]:
+        return {name: sorted(set(data.groups[idx].tolist())) for name, idx in asdict(self).items()}
+
+
+def make_split(data: Dataset, val_groups: list[str] | None = None, test_groups: list[str] | None = None,
+               seed: int = 0) -> Split:
+    """Split by group: named groups if given, MNIST's own train/test, else :func:`split_by_group`."""
+    check_trainable(data)
+    if test_groups or val_groups:
+        parts = split_by_named_groups(data.groups, val_groups or [], test_groups or [])
+    elif set(data.groups.tolist()) == {"train", "test"}:
+        # MNIST: the official test set; validation is a seeded 10 % of the training digits.
+        train = np.flatnonzero(data.groups == "train")
+        rng = np.random.default_rng(seed)
+        val = np.sort(rng.choice(train, size=len(train) // 10, replace=False))
+        parts = (np.setdiff1d(train, val), val, np.flatnonzero(data.groups == "test"))
+    else:
+        parts = split_by_group(data.groups, data.labels.numpy(), seed=seed)
+    split = Split(*parts)
+    for name, idx in asdict(split).items():
+        if len(idx) == 0:
+            raise UserError(f"the {name} split is empty; record more sessions or name other groups")
+    if len(np.unique(data.labels[torch.from_numpy(split.train)].numpy())) < 2:
+        raise UserError("the training split holds only one class; a classifier needs at least two")
+    return split
+
+
+def check_trainable(data: Dataset) -> None:
+    """Refuse an empty dataset or one with a single class, with one clear line."""
+    if len(data) == 0:
+        raise UserError(f"{data.root}: dataset is empty; collect some samples first")
+    present = np.unique(data.labels.numpy())
+    if len(present) < 2:
+        raise UserError(f"{data.root}: only one class ({data.label_names[present[0]]}); record at least two gestures")
+
+
+@dataclass
+class RunResult:
+    """What a run measured."""
+
+    out: Path
+    test_accuracy: float
+    val_accuracy: float
+    member_test_accuracy: list[float]
+    epochs: list[int]
+    parameters: int
+    macs: int
+    seconds: float
+
+
+def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConfig = TrainConfig(),
+              members: int = 1, split: Split | None = None, resume: bool = False, progress: bool = True,
+              log: Callable[[str], None] = print, data_spec: DataSpec | None = None) -> RunResult:
+    """Train ``members`` models (seeds ``config.seed``, ``+1``, ...) and write the run folder.
+
+    With several members the checkpoint is an ensemble (mean log-probabilities). Selection uses
+    validation only; the test split is predicted once, at the end.
+    """
+    out = Path(out)
+    check_trainable(data)
+    prepare_folder(out, resume)
+    split = split or make_split(data, seed=config.seed)
+    log(f"data {display_path(data.root)}: {len(data)} samples, {len(data.label_names)} classes; "
+        f"split by group: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}")
+    start = time.perf_counter()
+    mean, std = input_normalisation(data.images[split.train])
+    trained = [train_member(data, split, model_name, config, k, mean, std, out, resume, progress, log)
+               for k in range(members)]
+    models = [m.model for m in trained]
+    test = predict_split(models, data, split.test)  # the test split, touched once
+    val = predict_split(models, data, split.val)
+    seconds = time.perf_counter() - start
+    metrics = {"test_accuracy": test.accuracy, "val_accuracy": val.accuracy,
+               "member_test_accuracy": test.member_accuracy, "epochs": [m.best_epoch for m in trained],
+               "seconds": seconds}
+    about = {"path": display_path(data.root), "n": len(data), "split_groups": split.groups(data),
+             **({"spec": data_spec.describe()} if data_spec else {})}
+    checkpoint = make_checkpoint(models, model_name, data.label_names, data.settings, metrics,
+                                 {**config.to_dict(), "members": members}, about)
+    save_checkpoint(checkpoint, out / "model.pt")
+    for k in range(members):
+        (out / f"member{k}.pt").unlink(missing_ok=True)
+    report = write_reports(out, data, model_name, [row for m in trained for row in m.history], test)
+    params, macs = count_parameters(models[0]), count_macs(models[0])
+    atomic_write_text(out / "summary.json", json.dumps({**metrics, "model": model_name, "parameters": params,
+                                                        "macs": macs, "data": about}, indent=2) + "\n")
+    log(report.to_string(float_format=lambda v: f"{v:.3f}"))
+    log(f"model {model_name}: {params} parameters, {macs} multiply-adds; {members} member(s); {seconds:.0f} s")
+    log(f"wrote {out}/model.pt, metrics.csv, curves.png, confusion.png, per_class.csv")
+    log(f"val_accuracy={val.accuracy:.4f}")
+    log(f"test_accuracy={test.accuracy:.4f}")
+    return RunResult(out, test.accuracy, val.accuracy, test.member_accuracy, metrics["epochs"], params, macs, seconds)
+
+
+def prepare_folder(out: Path, resume: bool) -> None:
+    """Create the run folder; a finished run, or a non-empty folder without ``resume``, is refused."""
+    if (out / "model.pt").exists() and not resume:
+        raise UserError(f"{out}: a finished run is already there; choose another --out (runs are never overwritten)")
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise UserError(f"{out}: folder exists and is not empty; pass --resume to continue that run, or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def input_normalisation(images: torch.Tensor) -> tuple[float, float]:
+    """Mean and sd of the training pixels in [0, 1]: the model's built-in input normalisation."""
+    pixels = to_float(images)
+    return float(pixels.mean()), float(pixels.std())
+
+
+@dataclass
+class Member:
+    """One trained member of a run: the model (best validation epoch), its epoch rows, that epoch."""
+
+    model: LeNet
+    history: list[dict]
+    best_epoch: int
+
+
+def train_member(data: Dataset, split: Split, model_name: str, config: TrainConfig, k: int, mean: float, std: float,
+                 out: Path, resume: bool, progress: bool, log: Callable[[str], None]) -> Member:
+    """Train member ``k`` (seed ``config.seed + k``), continuing from ``resume{k}.pt`` or loading ``member{k}.pt``.
+
+    ``resume{k}.pt`` is written after every epoch; ``member{k}.pt`` once the member is done, so an
+    interrupted ensemble does not train its finished members again.
+    """
+    seed = config.seed + k
+    member_file, resume_file = out / f"member{k}.pt", out / f"resume{k}.pt"
+    torch.manual_seed(seed)  # the initial weights are part of what a seed fixes
+    model = build_model(model_name, len(data.label_names), mean=mean, std=std)
+    if member_file.exists():  # finished before an interruption
+        saved = torch.load(member_file, weights_only=True)
+        model.load_state_dict(saved["weights"])
+        log(f"member {k}: already trained, loaded")
+        return Member(model.eval(), saved["history"], saved["epochs"])
+    state, start_epoch = None, 0
+    if resume and resume_file.exists():
+        saved = torch.load(resume_file, weights_only=True)
+        model.load_state_dict(saved["weights"])
+        state, start_epoch = saved["state"], saved["state"]["epoch"]
+        log(f"member {k}: resuming after epoch {start_epoch}")
+
+    def save_resume(record, train_state) -> None:
+        save_checkpoint({"weights": model.state_dict(), "state": train_state}, resume_file)
+
+    train, val = split_tensors(data, split.train), split_tensors(data, split.val)
+    history, best = train_model(model, train, val, replace(config, seed=seed), progress=progress,
+                                on_epoch=save_resume, start_epoch=start_epoch, state=state)
+    rows = [{"member": k, **asdict(r)} for r in history]
+    save_checkpoint({"weights": model.state_dict(), "history": rows, "epochs": best["epoch"]}, member_file)
+    resume_file.unlink(missing_ok=True)
+    log(f"member {k} (seed {seed}): best val acc {best['val_acc']:.3f} at epoch {best['epoch']}")
+    return Member(model.eval(), rows, best["epoch"])
+
+
+def split_tensors(data: Dataset, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)`` of one split."""
+    return data.images[indices], data.labels[indices]
+
+
+@dataclass
+class Predictions:
+    """A run's members on one split: the mean log-probabilities, the true labels, and the accuracies."""
+
+    log_probs: torch.Tensor
+    labels: torch.Tensor
+    accuracy: float
+    member_accuracy: list[float]
+
+
+def predict_split(models: list[LeNet], data: Dataset, indices: np.ndarray) -> Predictions:
+    """Every member on one split; an ensemble's answer is its members' mean log-probability."""
+    images, labels = split_tensors(data, indices)
+    member_logits = [predict_logits(m, images) for m in models]
+    mean_logp = torch.stack([lg.log_softmax(1) for lg in member_logits]).mean(0)
+    return Predictions(mean_logp, labels, accuracy(mean_logp, labels), [accuracy(lg, labels) for lg in member_logits])
+
+
+def write_reports(out: Path, data: Dataset, model_name: str, rows: list[dict], test: Predictions) -> "pd.DataFrame":  # noqa: F821
+    """``metrics.csv``, ``curves.png``, ``confusion.png`` and ``per_class.csv``; returns the per-class table."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "metrics.csv", index=False)
+    plot_curves(table[table["member"] == 0], out / "curves.png", f"{model_name} on {Path(data.root).name} (member 0)")
+    matrix = confusion(test.labels.numpy(), test.log_probs.argmax(1).numpy(), len(data.label_names))
+    plot_confusion(matrix, data.label_names, out / "confusion.png", f"test split, accuracy {test.accuracy:.3f}")
+    report = per_class_table(matrix, data.label_names)
+    report.to_csv(out / "per_class.csv", float_format="%.4f")
+    return report

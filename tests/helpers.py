@@ -1,0 +1,82 @@
+"""Helpers the tests share (not fixtures): waiting on a program's effects, running a window program on a display."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+#: The checkout (tests run from it) and ``../shared`` beside it, which holds the real data.
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATA = SHARED / "data"
+
+
+def require(path: Path, what: str) -> Path:
+    """Return ``path`` if it exists, else skip the test saying which real data is missing."""
+    if not path.exists():
+        pytest.skip(f"real data missing: {what} ({path}); the tests expect the shared data folder at {SHARED}")
+    return path
+
+
+def wait_for(condition, seconds: float, what: str, process: subprocess.Popen) -> None:
+    """Poll until ``condition()``; fail saying what did not happen (a video that ran out, a lost key)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    output = process.communicate()[0]
+    pytest.fail(f"{what} did not happen within {seconds} s (exit code {process.returncode}); output:\n{output[-2000:]}")
+
+
+@contextlib.contextmanager
+def window_program(args: list[str], display: str) -> Iterator[tuple[subprocess.Popen, Callable[..., str]]]:
+    """Run ``python -m <args>`` from the repository on ``display``; yields the process and an ``xdotool(*args)``
+    that talks to the same display. The process is killed at the end if it is still running."""
+    env = {**os.environ, "DISPLAY": display, "GLOG_minloglevel": "2", "QT_QPA_PLATFORM": "xcb"}
+    process = subprocess.Popen([sys.executable, "-m", *args], cwd=Path(__file__).resolve().parents[1], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def xdotool(*words: str) -> str:
+        return subprocess.run(["xdotool", *words], env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+
+    try:
+        yield process, xdotool
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def run_main(module, *args: str) -> tuple[int, str, str]:
+    """Run a command's ``main`` in this process as its console script would: ``(exit code, stdout, stderr)``.
+
+    A user error is its one ``error:`` line and exit 2; argparse's refusals exit 2 with their usage lines.
+    """
+    from pipeline.errors import run_command
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = run_command(module.main, list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def error_line(err: str) -> str:
+    """The last line of stderr, which must be the only line that is not argparse's usage."""
+    lines = [line for line in err.strip().splitlines() if line and not line.startswith(("usage:", " "))]
+    assert len(lines) == 1, err
+    return lines[0]

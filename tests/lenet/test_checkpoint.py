@@ -1,0 +1,34 @@
+"""Checkpoints: a plain dict that torch.load(weights_only=True) reads back to the same model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pipeline.lenet.checkpoint import load_model
+from pipeline.lenet.model import predict_logits
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+FINGERS = REPO / "data" / "fingers"
+
+
+
+
+
+
+def test_checkpoint_round_trips_with_weights_only(trained_run: Path, fingers) -> None:
+    raw = torch.load(trained_run / "model.pt", weights_only=True)  # a plain dict, no pickled classes
+    assert raw["label_names"] == ["fist", "one", "two", "three", "four", "five"]
+    assert raw["crop_settings"] == fingers.settings.to_dict()
+    assert raw["model_name"] == "lenet5" and raw["package_version"]
+    assert 0 < raw["input"]["mean"] < 1 and raw["input"]["std"] > 0
+    loaded = load_model(trained_run / "model.pt")
+    assert loaded.crop_settings == fingers.settings and loaded.labels == raw["label_names"] and loaded.name == "lenet5"
+    logits = predict_logits(loaded.network, fingers.images[:64])
+    again = predict_logits(load_model(trained_run / "model.pt").network, fingers.images[:64])
+    assert torch.equal(logits, again)
+    split = loaded.checkpoint["data"]["split_groups"]
+    assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(split["test"])

@@ -1,0 +1,88 @@
+"""The LeNet-5 family: shapes, parameter counts, variants, layers, pooling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pipeline.errors import UserError
+from pipeline.lenet.model import VARIANTS, LeNetConfig, build_model, count_macs, count_parameters
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_every_variant_gives_n_logits(name: str) -> None:
+    model = build_model(name, 7).eval()
+    out = model(torch.rand(5, 1, 28, 28))
+    assert out.shape == (5, 7)
+    assert torch.isfinite(out).all()
+    assert count_parameters(model) > 10_000
+    assert count_macs(model) > 100_000
+
+
+def test_lenet5_parameter_count_equals_the_hand_count() -> None:
+    # conv1 6*(25+1) + conv2 16*(6*25+1) + fc1 120*(256+1) + fc2 84*(120+1) + fc3 10*(84+1)
+    by_hand = 6 * 26 + 16 * 151 + 120 * 257 + 84 * 121 + 10 * 85
+    assert by_hand == 44_426
+    assert count_parameters(build_model("lenet5", 10)) == by_hand
+
+
+def test_lenet5_layers_are_as_described() -> None:
+    model = build_model("lenet5", 10)
+    kinds = [(n, type(m).__name__) for n, m in model.features.named_children()]
+    assert kinds == [("conv1", "Conv2d"), ("act1", "ReLU"), ("pool1", "AvgPool2d"),
+                     ("conv2", "Conv2d"), ("act2", "ReLU"), ("pool2", "AvgPool2d")]
+    # Separate, non-inplace activations, so a hook sees the pre-activation tensor intact.
+    assert all(not getattr(m, "inplace", False) for m in model.modules())
+    assert model.classifier.fc1.in_features == 256
+    assert [model.classifier.fc1.out_features, model.classifier.fc2.out_features] == [120, 84]
+    # MACs by hand: conv1 24*24*6*25, conv2 8*8*16*150, fc 256*120 + 120*84 + 84*10
+    assert count_macs(model) == 24 * 24 * 6 * 25 + 8 * 8 * 16 * 150 + 256 * 120 + 120 * 84 + 84 * 10
+
+
+def test_variants_differ_in_what_their_name_says() -> None:
+    assert isinstance(build_model("lenet5-max", 6).features.pool1, nn.MaxPool2d)
+    assert isinstance(build_model("lenet5-tanh", 6).features.act1, nn.Tanh)
+    assert isinstance(build_model("lenet5-sigmoid", 6).features.act2, nn.Sigmoid)
+    assert build_model("lenet5-deep", 6).conv_layers() == ["conv1", "conv2", "conv3"]
+    assert build_model("lenet5-wide", 6).features.conv1.out_channels == 12
+    assert hasattr(build_model("lenet5-bn", 6).features, "bn1")
+    assert hasattr(build_model("lenet5-dropout", 6).classifier, "drop1")
+    classic = build_model("lenet5-classic", 10)
+    assert classic.classifier.fc1.in_features == 400  # the 1998 net: 32x32 input, 16@5x5 maps
+
+
+def test_layer_lookup_and_errors() -> None:
+    model = build_model("lenet5", 6)
+    assert model.layer("act2") is model.features.act2
+    assert model.layer("fc1") is model.classifier.fc1
+    with pytest.raises(UserError, match="no layer 'conv9'"):
+        model.layer("conv9")
+    with pytest.raises(UserError, match="unknown model"):
+        build_model("resnet", 6)
+    with pytest.raises(UserError, match="unknown model setting"):
+        LeNetConfig.from_dict({"num_classes": 3, "depth": 9})
+
+
+def test_input_normalisation_is_inside_the_model() -> None:
+    torch.manual_seed(0)
+    plain = build_model("lenet5", 3)
+    shifted = build_model("lenet5", 3, mean=0.5, std=0.25)
+    shifted.load_state_dict({**plain.state_dict(), "mean": torch.tensor(0.5), "std": torch.tensor(0.25)})
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.allclose(shifted(x), plain((x - 0.5) / 0.25), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(256, 6, 24, 24), (700, 16, 10, 10), (2, 6, 7, 9)])
+def test_fast_average_pooling_is_bit_identical_to_pytorch(shape) -> None:
+    """Values and gradients of the 2x2 fast path equal PyTorch's kernel exactly (odd sizes take PyTorch's)."""
+    from pipeline.lenet.model import FAST_POOL_MIN, AvgPool2d
+
+    assert torch.Size(shape).numel() >= FAST_POOL_MIN or shape[-1] % 2  # the fast path is what this tests
+    x = (torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 3).requires_grad_()
+    upstream = torch.randn(torch.nn.functional.avg_pool2d(x, 2).shape)
+    ours, theirs = AvgPool2d(2)(x), nn.AvgPool2d(2)(x)
+    assert torch.equal(ours, theirs)
+    (g_ours,) = torch.autograd.grad(ours, x, upstream)
+    (g_theirs,) = torch.autograd.grad(theirs, x, upstream)
+    assert torch.equal(g_ours, g_theirs)

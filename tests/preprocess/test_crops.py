@@ -1,0 +1,253 @@
+"""The crop stage on real hands: squares, rotation, mirroring, masks, settings, re-rendering."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.errors import UserError
+from pipeline.preprocess.crops import (
+    CROP_VERSION,
+    CropSettings,
+    crop_hand,
+    invert_affine,
+    rerender,
+    transform_points,
+)
+from pipeline.preprocess.hands import MIDDLE_MCP, WRIST, Hand
+
+DEFAULT = CropSettings()
+
+
+SETTINGS = [
+    DEFAULT,
+    dataclasses.replace(DEFAULT, rotate=False),
+    dataclasses.replace(DEFAULT, margin=0.0, mask="none"),
+    dataclasses.replace(DEFAULT, size=64, margin=0.4, mask="hull", render_scale=2),
+]
+
+
+def _hands(open_palm, two_palms, left_palm):
+    return [(d, h) for d in (open_palm, two_palms, left_palm) for h in d.hands]
+
+
+@pytest.fixture(scope="module")
+def all_hands(open_palm, two_palms, left_palm):
+    hands = _hands(open_palm, two_palms, left_palm)
+    assert sorted(h.handedness for _, h in hands) == ["Left", "Left", "Right", "Right"]
+    return hands
+
+
+def _expected_square(hand: Hand, settings: CropSettings, mirror: bool) -> np.ndarray:
+    """The crop's corners in frame pixels, computed from the landmarks without the crop code.
+
+    The crop's "down" is the direction from the middle-finger base to the wrist (or the frame's
+    down without rotation); its "right" is that turned a quarter (or flipped, when mirrored).
+    """
+    xy = hand.landmarks[:, :2].astype(np.float64)
+    if settings.rotate:
+        up = xy[MIDDLE_MCP] - xy[WRIST]
+        down = -up / np.linalg.norm(up)
+    else:
+        down = np.array([0.0, 1.0])
+    right = np.array([down[1], -down[0]])  # (0, 1) -> (1, 0) in image coordinates
+    if mirror:
+        right = -right
+    along_x, along_y = xy @ right, xy @ down
+    centre = (along_x.min() + along_x.max()) / 2 * right + (along_y.min() + along_y.max()) / 2 * down
+    side = max(np.ptp(along_x), np.ptp(along_y)) * (1 + 2 * settings.margin)
+    h = side / 2
+    return np.array([centre + sx * h * right + sy * h * down for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: f"size{s.size}-m{s.margin}-rot{int(s.rotate)}-{s.mask}")
+def test_crop_square_and_landmarks_follow_the_settings(all_hands, settings):
+    for photo, hand in all_hands:
+        crop = crop_hand(photo.image, hand, settings)
+        s = settings.size
+        assert crop.image.shape == (s, s) and crop.image.dtype == np.uint8
+        assert crop.large.shape == (settings.render_size,) * 2
+        assert crop.mirrored == (hand.handedness == "Left")
+        # The inverse affine takes the crop's corners onto the square computed from the landmarks.
+        expected = _expected_square(hand, settings, crop.mirrored)
+        scale = np.linalg.norm(expected[1] - expected[0])
+        assert np.abs(crop.box() - expected).max() < 1e-6 * scale
+        corners = np.array([[0, 0], [s, 0], [s, s], [0, s]], float)
+        assert np.abs(transform_points(invert_affine(crop.affine), corners) - expected).max() < 1e-6 * scale
+        # Every landmark lands inside the crop, and the margin is kept on the longer side.
+        pts = transform_points(crop.affine, hand.landmarks[:, :2])
+        inner = s / (1 + 2 * settings.margin)
+        edge = settings.margin * inner
+        assert pts.min() >= edge - 1e-6 and pts.max() <= s - edge + 1e-6
+        assert np.ptp(pts, axis=0).max() == pytest.approx(inner, abs=1e-6)
+        assert (pts.min(0) + pts.max(0)) / 2 == pytest.approx([s / 2, s / 2], abs=1e-6)
+        # The large render uses the same geometry, scaled: its mask covers every landmark.
+        if crop.mask is not None:
+            big = np.floor(pts * settings.render_scale).astype(int)
+            assert (crop.mask[big[:, 1], big[:, 0]] == 255).all()
+
+
+def test_without_rotation_the_square_is_axis_aligned_on_the_landmark_box(open_palm):
+    settings = dataclasses.replace(DEFAULT, rotate=False, margin=0.25)
+    (hand,) = open_palm.hands
+    x0, y0, x1, y1 = hand.box()
+    side = max(x1 - x0, y1 - y0) * 1.5
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    box = crop_hand(open_palm.image, hand, settings).box()
+    expected = [[cx - side / 2, cy - side / 2], [cx + side / 2, cy - side / 2],
+                [cx + side / 2, cy + side / 2], [cx - side / 2, cy + side / 2]]
+    assert box == pytest.approx(np.array(expected), abs=1e-6)
+
+
+def test_rotation_points_wrist_to_middle_base_straight_up(all_hands):
+    for photo, hand in all_hands:
+        crop = crop_hand(photo.image, hand, DEFAULT)
+        wrist, base = transform_points(crop.affine, hand.landmarks[[WRIST, MIDDLE_MCP], :2])
+        v = base - wrist
+        assert v[1] < 0  # up on screen
+        assert abs(np.arctan2(v[0], -v[1])) < 1e-6
+        # The fingertips are above the wrist in an upright open palm.
+        tips = transform_points(crop.affine, hand.landmarks[[8, 12, 16, 20], :2])
+        assert (tips[:, 1] < wrist[1] - DEFAULT.size / 3).all()
+
+
+def _rotate_photo(image: np.ndarray, hand: Hand, quarters: int) -> tuple[np.ndarray, Hand]:
+    """``np.rot90`` (counter-clockwise) of the frame and the same rotation of the landmarks, exactly."""
+    marks = hand.landmarks.astype(np.float64)
+    for _ in range(quarters):
+        width = image.shape[1]
+        image = np.rot90(image)
+        marks = np.stack([marks[:, 1], width - marks[:, 0], marks[:, 2]], axis=1)
+    return np.ascontiguousarray(image), Hand(marks.astype(np.float32), hand.world, hand.handedness, hand.score)
+
+
+@pytest.mark.parametrize("quarters", [1, 2, 3])
+def test_rotated_photo_gives_the_same_upright_crop(all_hands, quarters):
+    for photo, hand in all_hands:
+        crop = crop_hand(photo.image, hand, DEFAULT)
+        image, turned = _rotate_photo(photo.image, hand, quarters)
+        assert image.shape[:2] == (photo.image.shape[:2] if quarters == 2 else photo.image.shape[1::-1])
+        other = crop_hand(image, turned, DEFAULT)
+        diff = np.abs(other.image.astype(int) - crop.image)
+        assert diff.mean() < 2, f"{photo.path.name} rot{quarters * 90}: mean diff {diff.mean():.2f}"
+        assert diff.max() <= 8
+
+
+@pytest.mark.parametrize("quarters", [1, 2])
+def test_without_rotation_a_rotated_photo_gives_a_rotated_crop(open_palm, quarters):
+    settings = dataclasses.replace(DEFAULT, rotate=False)
+    (hand,) = open_palm.hands
+    crop = crop_hand(open_palm.image, hand, settings)
+    image, turned = _rotate_photo(open_palm.image, hand, quarters)
+    other = crop_hand(image, turned, settings)
+    # Without rotate the crops differ: upright vs turned.
+    assert np.abs(other.image.astype(int) - crop.image).mean() > 10
+    assert np.abs(other.image.astype(int) - np.rot90(crop.image, quarters)).mean() < 2
+
+
+def _mirror_photo(image: np.ndarray, hand: Hand) -> tuple[np.ndarray, Hand]:
+    width = image.shape[1]
+    marks = hand.landmarks.copy()
+    marks[:, 0] = width - marks[:, 0]
+    other = {"Left": "Right", "Right": "Left"}[hand.handedness]
+    return np.ascontiguousarray(image[:, ::-1]), Hand(marks, hand.world, other, hand.score)
+
+
+@pytest.mark.parametrize("settings", [DEFAULT, dataclasses.replace(DEFAULT, rotate=False, mask="hull")],
+                         ids=["rotate-bones", "upright-hull"])
+def test_mirrored_left_hand_equals_right_hand_crop_of_mirrored_photo(all_hands, settings):
+    lefts = [(p, h) for p, h in all_hands if h.handedness == "Left"]
+    assert len(lefts) == 2
+    for photo, hand in lefts:
+        crop = crop_hand(photo.image, hand, settings)
+        image, right = _mirror_photo(photo.image, hand)
+        assert right.handedness == "Right"
+        other = crop_hand(image, right, settings)
+        assert crop.mirrored and not other.mirrored
+        assert np.abs(crop.image.astype(int) - other.image).max() <= 1
+        assert np.abs(crop.large.astype(int) - other.large).max() <= 1
+        # The affines agree: A_left(p) == A_right(mirror(p)) for every frame point p.
+        width = photo.image.shape[1]
+        flip = np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        assert np.abs(other.affine @ flip - crop.affine).max() < 1e-9 * np.abs(crop.affine).max()
+
+
+def test_without_mirror_a_left_hand_crop_is_the_mirror_image(left_palm):
+    (hand,) = left_palm.hands
+    mirrored = crop_hand(left_palm.image, hand, DEFAULT)
+    plain = crop_hand(left_palm.image, hand, dataclasses.replace(DEFAULT, mirror_left=False))
+    assert not plain.mirrored
+    assert np.abs(plain.image.astype(int) - mirrored.image).mean() > 10
+    assert np.abs(plain.image[:, ::-1].astype(int) - mirrored.image).max() <= 1
+
+
+def test_hull_mask_fills_the_gap_that_bones_keep_and_both_clear_background(open_palm, two_palms):
+    import cv2
+
+    corners = (slice(None, None, DEFAULT.size - 1),) * 2
+    for photo in (open_palm, two_palms):
+        for hand in photo.hands:
+            bones = crop_hand(photo.image, hand, DEFAULT)
+            hull = crop_hand(photo.image, hand, dataclasses.replace(DEFAULT, mask="hull"))
+            none = crop_hand(photo.image, hand, dataclasses.replace(DEFAULT, mask="none"))
+            assert none.mask is None
+            in_bones, in_hull = bones.mask > 0, hull.mask > 0
+            # Bones lie inside the hull (up to anti-aliased edge pixels); the hull covers more.
+            assert (in_bones & ~in_hull).sum() <= 0.002 * in_bones.sum()
+            assert in_hull.sum() > 1.08 * in_bones.sum()
+            # Between the spread thumb and index finger: the quad thumb IP, tip, index tip, PIP.
+            pts = transform_points(bones.affine * DEFAULT.render_scale, hand.landmarks[:, :2])
+            gap = np.zeros_like(bones.mask)
+            cv2.fillPoly(gap, [np.round(pts[[3, 4, 8, 6]] - 0.5).astype(np.int32)], 1)
+            gap = gap > 0
+            assert gap.sum() > 300
+            assert in_hull[gap].mean() > 0.99
+            assert in_bones[gap].mean() < 0.75
+            # Both masks zero the background: the corners of the crop, and everything off the mask.
+            assert (bones.image[corners] == 0).all() and (hull.image[corners] == 0).all()
+            assert (bones.large[~in_bones] > 0).mean() > 0.5  # there was something to clear
+            assert (bones.image > 0).sum() < (hull.image > 0).sum() < DEFAULT.size ** 2
+    # The light wall behind the open palm: unmasked corners are not black.
+    (hand,) = open_palm.hands
+    none = crop_hand(open_palm.image, hand, dataclasses.replace(DEFAULT, mask="none"))
+    assert none.image[corners].mean() > 40
+
+
+def test_settings_json_round_trip_and_refusals():
+    for settings in SETTINGS:
+        text = settings.to_json()
+        assert json.loads(text)["version"] == CROP_VERSION
+        assert CropSettings.from_json(text) == settings
+        assert CropSettings.from_dict(settings.to_dict()) == settings
+    values = DEFAULT.to_dict()
+    with pytest.raises(UserError, match="blur") as info:
+        CropSettings.from_dict({**values, "blur": 2}, "data/x/dataset.json")
+    assert "data/x/dataset.json" in str(info.value)
+    with pytest.raises(UserError, match="'sketch'"):
+        CropSettings.from_dict({**values, "mask": "sketch"})
+    with pytest.raises(UserError, match="newer"):
+        CropSettings.from_json(json.dumps({**values, "version": CROP_VERSION + 1}))
+    with pytest.raises(UserError, match="size"):
+        CropSettings(size=4)
+    with pytest.raises(UserError, match="margin"):
+        CropSettings(margin=-0.1)
+    with pytest.raises(UserError):
+        CropSettings.from_dict({**values, "size": "28"})  # wrong type from a hand-edited file
+
+
+def test_rerender_from_the_large_crop(all_hands):
+    for photo, hand in all_hands:
+        crop = crop_hand(photo.image, hand, DEFAULT)
+        in_large = transform_points(crop.affine * DEFAULT.render_scale, hand.landmarks[:, :2])
+        again = rerender(crop.large, in_large, DEFAULT)
+        assert np.abs(again.astype(int) - crop.image).max() <= 1
+        # Another mask, or another size from the same 112 px render, equals cropping the photo that way.
+        for other in (dataclasses.replace(DEFAULT, mask="hull"), dataclasses.replace(DEFAULT, mask="none"),
+                      dataclasses.replace(DEFAULT, size=14, render_scale=8)):
+            direct = crop_hand(photo.image, hand, other)
+            assert np.abs(rerender(crop.large, in_large, other).astype(int) - direct.image).max() <= 1
+        hull = rerender(crop.large, in_large, dataclasses.replace(DEFAULT, mask="hull"))
+        assert np.abs(hull.astype(int) - crop.image).sum() > 500  # a different mask does change the crop
