@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.data.spec import DataSpec
 from pipeline.errors import UserError
-from pipeline.preprocess.crops import MASKS, CropSettings
+from pipeline.preprocess.crops import MASKS, MIRRORS, CropSettings
 from pipeline.preprocess.hands import HAND_MODEL_ENV
 
 
@@ -80,7 +80,7 @@ def add_hand_options(parser: argparse.ArgumentParser) -> None:
     """``--hand-model`` and ``--num-hands``."""
     parser.add_argument("--hand-model", metavar="TASK",
                         help=f"MediaPipe hand landmarker bundle, a .task file (default: ${HAND_MODEL_ENV}, else the shipped one)")
-    parser.add_argument("--num-hands", type=int, default=2, metavar="N", help="most hands per frame (default: 2)")
+    parser.add_argument("--num-hands", type=at_least(1), default=2, metavar="N", help="most hands per frame (default: 2)")
 
 
 def add_crop_options(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +90,10 @@ def add_crop_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--crop-size", type=int, default=d.size, metavar="PX", help=f"crop side in pixels (default: {d.size})")
     g.add_argument("--margin", type=float, default=d.margin, help=f"room around the hand, fraction of its size per side (default: {d.margin})")
     g.add_argument("--no-rotate", action="store_true", help="do not turn hands upright (wrist -> middle finger up)")
-    g.add_argument("--no-mirror", action="store_true", help="do not mirror left hands onto right hands")
+    g.add_argument("--mirror", choices=MIRRORS, default=d.mirror,
+                   help="which hands to mirror so the thumb is always on one side: chirality (by the landmarks' turn: "
+                        "backs and palms alike), handedness (MediaPipe's left hands), none "
+                        f"(default: {d.mirror})")
     g.add_argument("--mask", choices=MASKS, default=d.mask,
                    help=f"background mask: none, hull (convex hull) or bones (finger bones + palm; default: {d.mask})")
 
@@ -98,4 +101,4 @@ def add_crop_options(parser: argparse.ArgumentParser) -> None:
 def crop_settings_from(args: argparse.Namespace) -> CropSettings:
     """Build :class:`CropSettings` from the options of :func:`add_crop_options`."""
     return CropSettings(size=args.crop_size, margin=args.margin, rotate=not args.no_rotate,
-                        mirror_left=not args.no_mirror, mask=args.mask)
+                        mirror=args.mirror, mask=args.mask)

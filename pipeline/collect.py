@@ -15,16 +15,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Sequence
 
-from pipeline.cli_options import add_crop_options, add_hand_options, crop_settings_from
-from pipeline.data.folder_import import detection_rate, import_folder
+from pipeline.cli_options import add_crop_options, add_hand_options, at_least, crop_settings_from
+from pipeline.data.folder_import import ImportOptions, detection_rate, import_folder
+from pipeline.data.review import Review
 from pipeline.data.store import DatasetWriter
 from pipeline.errors import UserError, run_command
 from pipeline.labels import check_label
 from pipeline.preprocess.hands import check_landmarker
-from pipeline.preprocess.photo_folders import parse_label_map, scan
+from pipeline.preprocess.photo_folders import GroupRule, parse_label_map, scan
 
 KEYS_HELP = """keys in the recording window:
   1-9, 0        pick label 1..10;  [ / ]  previous / next label (any number of labels)
@@ -53,17 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     live = parser.add_argument_group("live recording")
     live.add_argument("--label", action="append", default=[], metavar="NAME",
                       help="a label to record, in key order; repeat for more (no limit)")
-    live.add_argument("--group", metavar="NAME", help="session name used to split the data (default: live-DATE-TIME)")
-    live.add_argument("--stride", type=int, default=None, metavar="N",
+    parser.add_argument("--group", metavar="NAME",
+                        help="the group (session or person) every sample of this run is split by "
+                             "(default: live-DATE-TIME live; for an import, see --group-by)")
+    live.add_argument("--stride", type=at_least(1), default=None, metavar="N",
                       help="save every N-th frame while recording, so near-duplicates are not all kept "
                            "(default: 3 live, 5 for imported videos)")
-    live.add_argument("--countdown", type=float, default=3.0, metavar="S", help="seconds before recording starts (default: 3)")
+    live.add_argument("--countdown", type=at_least(0, float), default=3.0, metavar="S", help="seconds before recording starts (default: 3)")
     live.add_argument("--headless", action="store_true",
                       help="no window: record every stride-th frame of the source under the first --label")
     imp = parser.add_argument_group("import")
     imp.add_argument("--map", action="append", default=[], metavar="FOLDER=LABEL",
                      help="name a folder's label, e.g. 0=fist (default: the folder name)")
-    imp.add_argument("--workers", type=int, default=1, metavar="N", help="detection processes (default: 1)")
+    imp.add_argument("--review", metavar="TSV", help="a label review to apply: FILE<TAB>LABEL lines that relabel or "
+                     "drop files or video frames (see data/reviews/README.md)")
+    imp.add_argument("--group-by", metavar="REGEX",
+                     help="a file's group is what the (capture groups) of REGEX match in its name, e.g. '^(Set\\d)_' "
+                          "(default: the session, the name's prefix before _pic, as in 996_pic00012.jpg)")
+    imp.add_argument("--workers", type=at_least(1), default=1, metavar="N", help="detection processes (default: 1)")
     add_hand_options(parser)
     add_crop_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -72,22 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_import(args: argparse.Namespace) -> int:
     settings = crop_settings_from(args)
-    label_map = parse_label_map(args.map)
-    if args.workers < 1:
-        raise UserError(f"--workers must be at least 1, got {args.workers}")
-    # A bad --from, --map or --hand-model fails before --data is created.
-    scan(args.from_dir, label_map)
+    if args.group and args.group_by:
+        raise UserError("give --group NAME (one group for every file) or --group-by REGEX, not both")
+    grouping = (GroupRule("constant", args.group) if args.group else
+                GroupRule("regex", args.group_by) if args.group_by else GroupRule())
+    options = ImportOptions(parse_label_map(args.map), Review.read(args.review) if args.review else Review(), grouping,
+                            args.workers, args.hand_model, args.num_hands, args.stride or 5)
+    # A bad --from, --map, --review, --group-by or --hand-model fails before --data is created.
+    options.review.check_files({t.relative for t in scan(args.from_dir, options.label_map, grouping)})
     check_landmarker(args.hand_model)
     start = time.perf_counter()
     with DatasetWriter(args.data, settings) as writer:
         try:
-            summary = import_folder(args.from_dir, writer, label_map, workers=args.workers, hand_model=args.hand_model,
-                                    num_hands=args.num_hands, stride=args.stride or 5, progress=not args.quiet)
+            summary = import_folder(args.from_dir, writer, options, progress=not args.quiet)
         except KeyboardInterrupt:
             print(f"interrupted: every sample saved so far is in {args.data}; run the same command again to continue",
                   file=sys.stderr)
             return 130
     seconds = time.perf_counter() - start
+    for warning in summary.warnings:
+        print(warning, file=sys.stderr)
     print(summary.table())
     print(f"saved={summary.total('saved')} skipped={summary.total('skipped')} hand_rate={detection_rate(summary):.3f} "
           f"seconds={seconds:.1f} data={args.data}")
@@ -100,29 +111,21 @@ def run_live(args: argparse.Namespace) -> int:
     labels = [check_label(name) for name in args.label]
     if not labels:
         raise UserError("name at least one gesture to record with --label NAME (repeat for more)")
-    if args.stride is not None and args.stride < 1:
-        raise UserError(f"--stride must be at least 1, got {args.stride}")
-    if args.countdown < 0:
-        raise UserError(f"--countdown must be 0 or more seconds, got {args.countdown}")
-    # Check what can be checked before the dataset folder is created.
+    # Check what can be checked before the dataset folder is created (and the source opened).
     source = args.source or "0"
     check_landmarker(args.hand_model)
-    if not source.isdigit() and not Path(source).exists():
-        raise UserError(f"{source}: no such file; pass a webcam index (0) or a video file as --source")
     if not args.headless:
         check_display()
     group = args.group or time.strftime("live-%Y%m%d-%H%M%S")
-    with DatasetWriter(args.data, crop_settings_from(args), labels) as writer:
-        try:
-            counts = record_live(source, writer, labels, group, hand_model=args.hand_model, num_hands=args.num_hands,
-                                 stride=args.stride or 3, countdown=args.countdown, headless=args.headless)
-        except KeyboardInterrupt:
-            counts = writer.counts()
-            print(f"interrupted: every sample saved so far is in {args.data}", file=sys.stderr)
-            print(" ".join(f"{label}={n}" for label, n in counts.items()) + f" group={group} data={args.data}")
-            return 130
-    print(" ".join(f"{label}={n}" for label, n in counts.items()) + f" group={group} data={args.data}")
-    return 0
+    result = record_live(source, args.data, crop_settings_from(args), labels, group, hand_model=args.hand_model,
+                         num_hands=args.num_hands, stride=args.stride or 3, countdown=args.countdown,
+                         headless=args.headless)
+    if result.ended_early:
+        print(result.ended_early, file=sys.stderr)
+    if result.interrupted:
+        print(f"interrupted: every sample saved so far is in {args.data}", file=sys.stderr)
+    print(" ".join(f"{label}={n}" for label, n in result.counts.items()) + f" group={group} data={args.data}")
+    return 130 if result.interrupted else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

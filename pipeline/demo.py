@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Sequence
 
-from pipeline.cli_options import add_hand_options, add_model_option
+from pipeline.cli_options import add_hand_options, add_model_option, at_least, probability
 from pipeline.errors import run_command
 from pipeline.lenet.checkpoint import load_model
+from pipeline.ui.window import screen_problem
 
 KEYS_HELP = """keys in the window:
   c  Grad-CAM on / off         n  next Grad-CAM layer (conv1, conv2, ...)
@@ -39,12 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m pipeline.demo --source clip.mp4 --headless --out runs/demo/annotated.mp4\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--source", default="0", metavar="0|FILE|DIR",
-                        help="webcam index, video file, image file, folder of images, or 'sample' (the shipped clip) (default: 0)")
+    parser.add_argument("--source", metavar="0|FILE|DIR|sample",
+                        help="webcam index, video file, image file, folder of images, or 'sample' (the shipped clip). "
+                             "Default: webcam 0, or the sample clip when there is no camera; with no screen either, the "
+                             "demo runs headless and writes its video under runs/demo/")
     add_model_option(parser)
     parser.add_argument("--layer", default=None, metavar="NAME",
                         help="Grad-CAM layer, e.g. conv1, act2 (default: the last conv layer)")
-    parser.add_argument("--threshold", type=float, default=0.5, metavar="P",
+    parser.add_argument("--threshold", type=probability, default=0.5, metavar="P",
                         help="smoothed confidence below which a hand shows no gesture (default: 0.5)")
     add_hand_options(parser)
     parser.add_argument("--low-cpu", action="store_true",
@@ -52,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "machines (virtual ones) a few FPS less")
     parser.add_argument("--headless", action="store_true", help="no window: process every frame, print the summary")
     parser.add_argument("--out", metavar="FILE.mp4", help="also write the annotated frames to this video")
-    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--max-frames", type=at_least(1), default=None, metavar="N", help="stop after N frames")
     parser.add_argument("--screenshots", default="runs/demo", metavar="DIR",
                         help="where the p key saves screenshots (default: runs/demo)")
     return parser
@@ -60,20 +65,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.live.compute import LivePipeline, tune_torch_for_live
+    from pipeline.preprocess.detector_process import DetectorDied
     from pipeline.ui.demo_session import run_demo
 
     args = build_parser().parse_args(argv)
+    say = lambda text: print(text, file=sys.stderr)  # noqa: E731
     live = LivePipeline(load_model(args.model), threshold=args.threshold)
+    headless, out = args.headless, args.out
+    if args.source is None and not headless and screen_problem():  # the first command on a server or in CI
+        headless = True
+        out = out or f"runs/demo/demo-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+        say(f"no screen ({screen_problem()}): running without a window; the annotated video goes to {out}")
     tune_torch_for_live()
-    summary, times, fps = run_demo(args.source, live, args.layer, hand_model=args.hand_model, num_hands=args.num_hands,
-                                   headless=args.headless, out=args.out, max_frames=args.max_frames,
-                                   screenshots=args.screenshots, spin=not args.low_cpu)
+    try:
+        summary, times, fps = run_demo(args.source, live, args.layer, hand_model=args.hand_model,
+                                       num_hands=args.num_hands, headless=headless, out=out, max_frames=args.max_frames,
+                                       screenshots=args.screenshots, spin=not args.low_cpu, force=args.force, say=say)
+    except DetectorDied as e:  # before the first frame: nothing was shown or written
+        say(f"error: {e}")
+        return 1
     for line in summary.lines(times, fps):
         print(line)
-    if args.out:
-        print(f"wrote {args.out}")
+    if out:
+        print(f"wrote {out}")
+    if summary.failed:
+        say(f"error: {summary.failed}; stopped after {summary.frames} frames" + (f", the video so far is in {out}" if out else ""))
+        return 1
     if summary.interrupted:
-        print("interrupted", file=sys.stderr)
+        say("interrupted")
         return 130
     return 0
 

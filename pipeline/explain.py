@@ -24,6 +24,7 @@ from pipeline.data.load import load_dataset
 from pipeline.errors import UserError, run_command
 from pipeline.explainers import Explainer, GradCAM, GradCAMPlusPlus, Saliency, SmoothGrad
 from pipeline.explainers.figures import class_figures
+from pipeline.files import check_writable, refuse_existing
 from pipeline.lenet.checkpoint import load_model
 from pipeline.preprocess.photo_folders import scan
 from pipeline.training.evaluation import subject_crops
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--data", metavar="DIR", help="a dataset folder made by pipeline.collect")
     source.add_argument("--photos", metavar="DIR", help="DIR/LABEL/ holds photos (run through MediaPipe and the crop stage)")
     parser.add_argument("--out", metavar="DIR", help="where to write the figures (default: runs/explain/<model name>)")
+    parser.add_argument("--force", action="store_true", help="replace the figures in --out if they are there")
     parser.add_argument("--per-class", type=int, default=4, metavar="N", help="samples shown per class (default: 4)")
     parser.add_argument("--mean-per-class", type=int, default=200, metavar="N",
                         help="samples averaged per class for class_means.png (default: 200)")
@@ -69,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.noise < 0:
         raise UserError(f"--noise must be 0 or more, got {args.noise}")
     loaded = load_model(args.model)
+    out = Path(args.out or Path("runs") / "explain" / loaded.path.stem)
+    refuse_existing(out / "class_means.png", args.force, "figures")
+    check_writable(out, "--out")
     model, label_names, settings = loaded.explained, loaded.labels, loaded.crop_settings
     layers = args.layers.split(",") if args.layers else model.conv_layers()
     for name in layers:
@@ -81,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     explainers.update({f"{prefix} {name}": METHODS[args.method](model, name) for name in layers})
     if args.data:
         ds = load_dataset(args.data, settings)
+        loaded.check_fits(ds.images, hand_crops=ds.settings is not None, where=args.data)
         images, true = ds.images, [ds.label_names[i] for i in ds.labels.tolist()]
     else:
         settings = loaded.require_hand_crops()
@@ -91,7 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not found.labels:
             raise UserError(f"{args.photos}: no hand found in any photo")
         images, true = found.images, found.labels
-    out = Path(args.out or Path("runs") / "explain" / loaded.path.stem)
     written, shown = class_figures(model, label_names, images, true, explainers, out, args.per_class,
                                    args.mean_per_class, args.seed, progress=not args.quiet)
     for path in written:

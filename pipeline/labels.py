@@ -8,16 +8,18 @@ from pipeline.errors import UserError
 
 #: The label of a hand that makes none of the gestures: a model that has it never shows it as a gesture.
 NONE_LABEL = "none"
-_BAD_LABEL = re.compile(r'[/\\<>:"|?*\x00-\x1f]')
+#: What a label may be: it becomes a folder name and is drawn on the video with OpenCV's font, which
+#: has ASCII glyphs only (a unicode label would be drawn as ???).
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def check_label(name: str) -> str:
-    """Return ``name`` if it is a safe label (it becomes a folder name); else raise :class:`UserError`."""
+    """Return ``name`` if it is a label this package can store and draw; else raise :class:`UserError`."""
     if not name or not name.strip():
         raise UserError("empty label name; give each label a name such as 'fist' or 'open_palm'")
-    if name != name.strip() or name.startswith(".") or _BAD_LABEL.search(name) or len(name) > 64:
+    if not _LABEL.match(name):
         raise UserError(
-            f"bad label name {name!r}: labels become folder names, so use letters, digits, '-' and '_' "
-            "(no slashes, no leading dot, at most 64 characters)"
+            f"bad label name {name!r}: use 1 to 64 ASCII letters, digits, '-' and '_', starting with a letter or digit "
+            "(labels become folder names, and are drawn with a font that has no other characters)"
         )
     return name

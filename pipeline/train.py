@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-augment", action="store_true", help="train on the crops as they are")
     parser.add_argument("--val-groups", nargs="+", metavar="G", help="groups for validation (default: chosen by seed)")
     parser.add_argument("--test-groups", nargs="+", metavar="G", help="groups for test (default: chosen by seed)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (the same command, "
+                        "with --resume: data, model, labels, crop settings and recipe must agree)")
+    parser.add_argument("--force", action="store_true", help="replace a finished run in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -63,8 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = replace(TrainConfig(), epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
                      lr=args.lr, seed=args.seed, **({"augment": NO_AUGMENT} if args.no_augment or not spec.hands else {}))
     split = make_split(data, args.val_groups, args.test_groups, seed=args.seed)
-    train_run(data, args.model, args.out, config, members=args.ensemble, split=split, resume=args.resume,
-              progress=not args.quiet, data_spec=spec)
+    try:
+        train_run(data, args.model, args.out, config, members=args.ensemble, split=split, resume=args.resume,
+                  progress=not args.quiet, data_spec=spec, force=args.force)
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.out} keeps every finished epoch; run the same command with --resume to continue",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -215,3 +215,14 @@ def bn_checkpoints(fingers, tmp_path_factory) -> dict[str, Path]:
     single = root / "single.pt"
     save_checkpoint({**ckpt, "members": ckpt["members"][:1]}, single)
     return {"ensemble": root / "run" / "model.pt", "single": single}
+
+
+@pytest.fixture(scope="session")
+def samples(open_palm, two_palms, left_palm):
+    """Four real hands from three photos, cropped with the default settings: (photo, hand index, hand, crop)."""
+    from pipeline.preprocess.crops import CropSettings, crop_hand
+
+    out = [(photo, i, hand, crop_hand(photo.image, hand, CropSettings()))
+           for photo in (open_palm, two_palms, left_palm) for i, hand in enumerate(photo.hands)]
+    assert len(out) == 4
+    return out

@@ -80,3 +80,38 @@ def error_line(err: str) -> str:
     lines = [line for line in err.strip().splitlines() if line and not line.startswith(("usage:", " "))]
     assert len(lines) == 1, err
     return lines[0]
+
+
+def add_sample(writer, sample, label: str = "five", group: str = "g1", source: str | None = None, frame: int = 0):
+    """Add one of the ``samples`` fixture's hands to a DatasetWriter (frame ``frame``, 40 ms apart)."""
+    from pipeline.data.store import Origin
+
+    photo, i, hand, crop = sample
+    return writer.add(crop, hand, label, group, Origin(source or photo.path.name, frame, 40 * frame, i, photo.size))
+
+
+def fill_dataset(root: Path, samples, n_groups: int = 3):
+    """Twelve rows: the four hands under labels five/palm, spread over ``n_groups`` groups; returns the open writer."""
+    from pipeline.data.store import DatasetWriter
+    from pipeline.preprocess.crops import CropSettings
+
+    writer = DatasetWriter(root, CropSettings())
+    for k in range(12):
+        add_sample(writer, samples[k % 4], label=("five", "palm")[k % 2], group=f"s{k % n_groups}", source=f"f{k}.jpg")
+    return writer
+
+
+def index_rows(root: Path) -> list[dict]:
+    """The rows of a dataset's index."""
+    from pipeline.data.store import INDEX, read_rows
+
+    return read_rows(root / INDEX)
+
+
+def link(source: Path, target: Path) -> None:
+    """Put ``source`` at ``target`` (a symbolic link, or a copy where links are not allowed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.symlink_to(source)
+    except OSError:
+        target.write_bytes(source.read_bytes())

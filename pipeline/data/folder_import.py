@@ -9,25 +9,27 @@ already saved.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipeline.data.store import DatasetWriter
-
-from ..preprocess.photo_folders import FileResult, detect_files, scan
+from pipeline.data.review import DROP, Review
+from pipeline.data.store import DatasetWriter, Origin
+from pipeline.preprocess.photo_folders import FileResult, GroupRule, detect_files, scan
 
 
 @dataclass
 class ImportSummary:
-    """Per label counts: files, files with a hand, files without, unreadable files, samples saved,
-    and files skipped because an earlier import finished them."""
+    """Per label counts: files, files with a hand, files without, unreadable files, files a review
+    dropped, samples saved, and files skipped because an earlier import finished them. A label's
+    files are counted under the label the review gives them."""
 
     rows: dict[str, Counter]
+    warnings: list[str] = field(default_factory=list)  # videos that ended early, one line each
 
     def table(self) -> str:
         """A fixed-width table, one line per label plus a total."""
-        cols = ("files", "found", "no_hand", "unreadable", "saved", "skipped")
+        cols = ("files", "found", "no_hand", "unreadable", "dropped", "saved", "skipped")
         lines = [f"{'label':<14}" + "".join(f"{c:>11}" for c in cols)]
         total: Counter = Counter()
         for label, counts in self.rows.items():
@@ -40,62 +42,73 @@ class ImportSummary:
         return sum(c[key] for c in self.rows.values())
 
 
-def import_folder(
-    root: str | Path,
-    writer: DatasetWriter,
-    label_map: dict[str, str] | None = None,
-    workers: int = 1,
-    hand_model: str | None = None,
-    num_hands: int = 2,
-    stride: int = 5,
-    progress: bool = True,
-    on_file: Callable[[FileResult], None] | None = None,
-) -> ImportSummary:
+@dataclass(frozen=True)
+class ImportOptions:
+    """How a folder is imported: folder -> label names, a label review, how files are grouped, and detection."""
+
+    label_map: dict[str, str] = field(default_factory=dict)
+    review: Review = field(default_factory=Review)
+    grouping: GroupRule = GroupRule()
+    workers: int = 1
+    hand_model: str | None = None
+    num_hands: int = 2
+    stride: int = 5
+
+
+def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOptions = ImportOptions(),
+                  progress: bool = True, on_file: Callable[[FileResult], None] | None = None) -> ImportSummary:
     """Import ``root/LABEL/*`` into ``writer``'s dataset; returns per-label counts.
 
-    Every hand found is saved (a photo with two hands gives two samples). Photos already in the
-    dataset are skipped before detection, so a re-run after an interruption continues.
+    Every hand found is saved (a photo with two hands gives two samples), under its folder's label
+    or the review's decision (a dropped file is not even detected). Files already in the dataset
+    are skipped before detection, so a re-run after an interruption continues.
     """
     from tqdm import tqdm
 
-    tasks = scan(root, label_map)
+    tasks = scan(root, options.label_map, options.grouping)
+    options.review.check_files({t.relative for t in tasks})
     rows: dict[str, Counter] = {}
-    for task in tasks:
-        rows.setdefault(task.label, Counter())["files"] += 1
+    warnings: list[str] = []
     todo = []
     for task in tasks:
+        label = options.review.whole_file_label(task.relative, task.label)
+        counts = rows.setdefault(label or DROP, Counter())
+        counts["files"] += 1
         status = writer.file_status(task.relative)
-        if status:
-            rows[task.label]["skipped"] += 1
-            rows[task.label][status] += 1
+        if label is None:
+            counts["dropped"] += 1
+        elif status:
+            counts["skipped"] += 1
+            counts[status] += 1
         else:
             todo.append(task)
     bar = tqdm(total=len(todo), desc="import", unit="file", disable=not progress)
     try:
-        for result in detect_files(todo, writer.settings, workers, hand_model, num_hands, stride):
-            counts = rows[result.task.label]
-            if result.error:
-                status = "unreadable"
-            elif not any(crops for *_, crops in result.frames):
-                status = "no_hand"
-            else:
-                status = "found"
-            counts[status] += 1
-            for frame, ms, size, crops in result.frames:
-                for hand_index, (hand, crop) in enumerate(crops):
-                    if writer.has(result.task.relative, frame, hand_index):
+        for result in detect_files(todo, writer.settings, options.workers, options.hand_model, options.num_hands,
+                                   options.stride):
+            task = result.task
+            counts = rows[options.review.whole_file_label(task.relative, task.label)]
+            counts[result.status] += 1
+            for frame in result.frames:
+                label = options.review.label(task.relative, frame.index, task.label)
+                if label is None:
+                    continue
+                for k, found in enumerate(frame.hands):
+                    if writer.has(task.relative, frame.index, k):
                         continue  # saved before an interruption (in a video, or between two hands)
-                    writer.add(crop, hand, result.task.label, result.task.group, result.task.relative,
-                               frame, ms, hand_index, size)
-                    counts["saved"] += 1
+                    writer.add(found.crop, found.hand, label, task.group,
+                               Origin(task.relative, frame.index, frame.timestamp_ms, k, frame.size))
+                    rows.setdefault(label, Counter())["saved"] += 1
+            if result.warning:
+                warnings.append(result.warning)
             # Marked only once all its samples are written: an interrupted file is redone.
-            writer.mark_file(result.task.relative, status)
+            writer.mark_file(task.relative, result.status)
             if on_file:
                 on_file(result)
             bar.update()
     finally:
         bar.close()
-    return ImportSummary(rows)
+    return ImportSummary(rows, warnings)
 
 
 def detection_rate(summary: ImportSummary) -> float:

@@ -8,6 +8,7 @@ other settings, using the stored landmarks (MediaPipe is not run again).
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -16,11 +17,10 @@ from typing import TYPE_CHECKING, Sequence
 import cv2
 import numpy as np
 
-from pipeline.data.store import AFFINE_COLUMNS, COLUMNS, INDEX, LANDMARK_COLUMNS, META, N_LANDMARKS, read_meta, read_rows
-
-from ..errors import UserError
-from ..preprocess.crops import CropSettings, rerender, transform_points
-from ..preprocess.hands import Hand
+from pipeline.data.store import AFFINE_COLUMNS, COLUMNS, INDEX, LANDMARK_COLUMNS, N_LANDMARKS, DatasetMeta, read_meta, read_rows
+from pipeline.errors import UserError
+from pipeline.preprocess.crops import CropSettings, mirrors, rerender, transform_points
+from pipeline.preprocess.hands import Hand
 
 if TYPE_CHECKING:  # torch is imported lazily: collecting data does not need it
     import pandas as pd
@@ -74,46 +74,42 @@ def affines_of(index: "pd.DataFrame") -> np.ndarray:
     return index[AFFINE_COLUMNS].to_numpy(np.float64).reshape(-1, 2, 3)
 
 
-def _index_key(root: Path) -> tuple:
-    stat = (root / INDEX).stat()
-    return (str(root.resolve()), stat.st_size, stat.st_mtime_ns)
+#: Settings a dataset's large renders can be re-rendered to: size, mask and the mirror rule.
+RERENDERABLE = ("size", "mask", "bone_width", "mirror")
 
 
 def load_dataset(root: str | Path, settings: CropSettings | None = None, progress: bool = False) -> Dataset:
     """Load a dataset folder into memory.
 
-    With ``settings`` that differ from the dataset's in size or mask only, the crops are
-    re-rendered from the stored large renders. Results are cached in memory and in
-    ``ROOT/.cache/`` (keyed by the index file's size and time), so a second load is instant.
+    With ``settings`` that differ from the dataset's in size, mask or mirror rule only, the crops
+    are re-rendered from the stored large renders (a hand the other rule mirrors is flipped).
+    Results are cached in memory and on disk (keyed by the index file's size and time), so a
+    second load is instant: in ``ROOT/.cache/``, or the user's cache folder when the dataset's own
+    folder is read-only.
     """
     root = Path(root)
     meta = read_meta(root)
-    saved = CropSettings.from_dict(meta["crop"], str(root / META))
-    wanted = settings or saved
+    wanted = settings or meta.settings
     if not (root / INDEX).is_file():
         raise UserError(f"{root}: dataset has no {INDEX}; collect some samples first")
-    same_geometry = {k: v for k, v in wanted.to_dict().items() if k not in ("size", "mask", "bone_width")}
-    saved_geometry = {k: v for k, v in saved.to_dict().items() if k not in ("size", "mask", "bone_width")}
-    if same_geometry != saved_geometry:
+    fixed = lambda s: {k: v for k, v in s.to_dict().items() if k not in RERENDERABLE}  # noqa: E731
+    if fixed(wanted) != fixed(meta.settings):
+        differ = sorted(k for k in fixed(wanted) if fixed(wanted)[k] != fixed(meta.settings)[k])
         raise UserError(
-            f"{root}: made with crop settings {saved.to_json()}; only size and mask can be changed "
-            "from the stored renders. Re-import the photos to change the rest"
+            f"{root}: made with other crop settings ({', '.join(f'{k}={getattr(meta.settings, k)}' for k in differ)}); "
+            f"only {', '.join(RERENDERABLE)} can be changed from the stored renders: import the photos again to change the rest"
         )
-    return _load_cached(_index_key(root), wanted.to_json(), progress)
+    stat = (root / INDEX).stat()
+    return _load_cached(str(root.resolve()), stat.st_size, stat.st_mtime_ns, meta, wanted, progress)
 
 
 def load_datasets(roots: Sequence[str | Path], settings: CropSettings | None = None, progress: bool = False) -> Dataset:
     """Several dataset folders as one dataset, every crop made with the same settings.
 
     ``settings`` default to the first dataset's; the others are re-rendered to them where their
-    large renders allow (:func:`load_dataset`), else refused with one line. Labels keep the first
-    dataset's order, then each new label as it comes. The index gains a ``dataset`` column (the
-    folder's name); with more than one folder, groups become ``NAME/GROUP``, so two datasets' sessions
-    never merge.
+    large renders allow (:func:`load_dataset`), else refused with one line. With more than one
+    folder, see :func:`concat_datasets`; the index always gains a ``dataset`` column (the folder's name).
     """
-    import pandas as pd
-    import torch
-
     roots = [Path(r) for r in roots]
     if not roots:
         raise UserError("no dataset given; name one or more with --data DIR")
@@ -124,27 +120,40 @@ def load_datasets(roots: Sequence[str | Path], settings: CropSettings | None = N
     first = load_dataset(roots[0], settings, progress)
     if len(roots) == 1:
         return replace(first, index=first.index.assign(dataset=names[0]))
-    parts = [first] + [load_dataset(r, first.settings, progress) for r in roots[1:]]
-    label_names = list(dict.fromkeys(n for part in parts for n in part.label_names))
+    return concat_datasets([first] + [load_dataset(r, first.settings, progress) for r in roots[1:]])
+
+
+def concat_datasets(parts: Sequence[Dataset], label_names: Sequence[str] | None = None) -> Dataset:
+    """Datasets of one crop setting as one: groups become ``NAME/GROUP`` (NAME: the folder's name), so two
+    datasets' sessions never merge, and the index gains a ``dataset`` column.
+
+    Labels keep ``label_names``' order when given (every label must be in it), else the first
+    dataset's order, then each new label as it comes.
+    """
+    import pandas as pd
+    import torch
+
+    if len({p.settings for p in parts}) > 1:
+        raise ValueError("datasets of different crop settings; load them with load_datasets")
+    names = list(label_names) if label_names is not None else list(dict.fromkeys(n for p in parts for n in p.label_names))
     labels, groups, tables = [], [], []
-    for name, part in zip(names, parts):
-        remap = torch.tensor([label_names.index(n) for n in part.label_names], dtype=torch.int64)
+    for part in parts:
+        name = part.root.name
+        remap = torch.tensor([names.index(n) for n in part.label_names], dtype=torch.int64)
         labels.append(remap[part.labels])
         groups.append(np.char.add(f"{name}/", part.groups.astype(str)))
         tables.append(part.index.assign(dataset=name))
-    return Dataset(torch.cat([p.images for p in parts]), torch.cat(labels), np.concatenate(groups), label_names,
-                   pd.concat(tables, ignore_index=True), first.settings, roots[0])
+    return Dataset(torch.cat([p.images for p in parts]), torch.cat(labels), np.concatenate(groups), names,
+                   pd.concat(tables, ignore_index=True), parts[0].settings, parts[0].root)
 
 
 @lru_cache(maxsize=8)
-def _load_cached(key: tuple, settings_json: str, progress: bool) -> Dataset:
+def _load_cached(root_text: str, size: int, mtime_ns: int, meta: DatasetMeta, settings: CropSettings,
+                 progress: bool) -> Dataset:
     import pandas as pd
     import torch
-    from tqdm import tqdm
 
-    root = Path(key[0])
-    settings = CropSettings.from_json(settings_json)
-    meta = read_meta(root)
+    root = Path(root_text)
     rows = read_rows(root / INDEX)
     if not rows:
         raise UserError(f"{root}: dataset is empty; collect some samples first")
@@ -153,45 +162,104 @@ def _load_cached(key: tuple, settings_json: str, progress: bool) -> Dataset:
         index[col] = index[col].astype(np.int64)
     for col in ("score", *LANDMARK_COLUMNS, *AFFINE_COLUMNS):
         index[col] = index[col].astype(np.float64)
-    label_names = list(meta.get("labels") or dict.fromkeys(index["label"]))
-    missing = sorted(set(index["label"]) - set(label_names))
-    label_names += missing
-
-    cache_dir = root / ".cache"
+    label_names = list(meta.labels or dict.fromkeys(index["label"]))
+    label_names += sorted(set(index["label"]) - set(label_names))
     # hashlib, not hash(): str hashes change with every process, which made every load miss the cache.
-    digest = f"{key[1]}-{key[2]}-{hashlib.sha1(settings_json.encode()).hexdigest()[:8]}"
-    cache_file = cache_dir / f"images-{settings.size}-{settings.mask}-{digest}.npy"
-    saved = CropSettings.from_dict(meta["crop"])
-    if cache_file.is_file():
-        images = np.load(cache_file)
-    else:
-        images = np.empty((len(index), settings.size, settings.size), np.uint8)
-        use_large = settings != saved
-        affines = affines_of(index)
-        marks = landmarks_of(index)
-        iterator = tqdm(range(len(index)), desc=f"load {root.name}", unit="crop", disable=not progress)
-        for i in iterator:
-            row = rows[i]
-            sub = "large" if use_large else "crops"
-            path = root / sub / row["label"] / f"{row['id']}.png"
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
-            if image is None:
-                raise UserError(f"{path}: missing or unreadable crop listed in {root / INDEX}; restore it or remove its row")
-            if use_large:
-                scale = image.shape[0] / saved.size
-                points = transform_points(affines[i] * scale, marks[i, :, :2])
-                image = rerender(image, points, settings)
-            images[i] = image
-        cache_dir.mkdir(exist_ok=True)
-        for old in cache_dir.glob(f"images-{settings.size}-{settings.mask}-*.npy"):
-            old.unlink()
-        np.save(cache_file, images)
+    digest = hashlib.sha1(f"{root_text}|{settings.to_json()}".encode()).hexdigest()[:12]
+    name = f"images-{size}-{mtime_ns}-{digest}.npy"
+    images = _read_cache(root, name)
+    if images is None:
+        images = _render(root, rows, index, meta.settings, settings, progress)
+        _write_cache(root, name, digest, images)
+    if settings.mirror != meta.settings.mirror:
+        index = _remirrored(index, meta.settings, settings)
     labels = np.array(index["label"].map({name: i for i, name in enumerate(label_names)}), np.int64)
     return Dataset(
         torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels), index["group"].to_numpy(str),
         label_names, index, settings, root,
     )
 
+
+def _render(root: Path, rows: list[dict], index: "pd.DataFrame", saved: CropSettings, settings: CropSettings,
+            progress: bool) -> np.ndarray:
+    """Every row's crop: the stored one, or re-rendered from its large render for other settings."""
+    from tqdm import tqdm
+
+    images = np.empty((len(rows), settings.size, settings.size), np.uint8)
+    use_large = settings != saved
+    affines, marks = affines_of(index), landmarks_of(index)
+    flips = _flips(index, saved, settings)
+    for i in tqdm(range(len(rows)), desc=f"load {root.name}", unit="crop", disable=not progress):
+        row = rows[i]
+        path = root / ("large" if use_large else "crops") / row["label"] / f"{row['id']}.png"
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+        if image is None:
+            raise UserError(f"{path}: missing or unreadable crop listed in {root / INDEX}; restore it or remove its row")
+        if use_large:
+            big = image.shape[0]
+            points = transform_points(affines[i] * (big / saved.size), marks[i, :, :2])
+            if flips[i]:  # the other mirror rule: the render is the mirror image, about the square's centre
+                image, points = np.ascontiguousarray(image[:, ::-1]), np.stack([big - points[:, 0], points[:, 1]], 1)
+            image = rerender(image, points, settings)
+        images[i] = image
+    return images
+
+
+def _flips(index: "pd.DataFrame", saved: CropSettings, settings: CropSettings) -> np.ndarray:
+    """(N,) bool: the rows whose hand ``settings`` mirrors differently from how its render was made."""
+    if settings.mirror == saved.mirror:
+        return np.zeros(len(index), bool)
+    marks = landmarks_of(index)
+    wanted = np.array([mirrors(Hand(m.astype(np.float32), m.astype(np.float32), h, 1.0), settings)
+                       for m, h in zip(marks, index["handedness"])])
+    return wanted != index["mirrored"].to_numpy().astype(bool)
+
+
+def _remirrored(index: "pd.DataFrame", saved: CropSettings, settings: CropSettings) -> "pd.DataFrame":
+    """The index with ``mirrored`` and the frame->crop affine of re-mirrored rows as ``settings`` make them."""
+    flips = _flips(index, saved, settings)
+    index = index.copy()
+    affines = affines_of(index).copy()
+    linear, shift = np.diag([-1.0, 1.0]), np.array([float(saved.size), 0.0])  # crop -> its mirror image
+    for i in np.flatnonzero(flips):
+        affines[i] = np.hstack([linear @ affines[i][:, :2], (linear @ affines[i][:, 2] + shift)[:, None]])
+    index[AFFINE_COLUMNS] = affines.reshape(len(index), 6)
+    index["mirrored"] = index["mirrored"].to_numpy() ^ flips.astype(np.int64)
+    return index
+
+
+def cache_dirs(root: Path) -> list[Path]:
+    """Where a dataset's image cache may live: its own ``.cache``, then the user's cache folder."""
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "handcam"
+    return [root / ".cache", user / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]]
+
+
+def _read_cache(root: Path, name: str) -> np.ndarray | None:
+    for folder in cache_dirs(root):
+        if (folder / name).is_file():
+            try:
+                return np.load(folder / name)
+            except (OSError, ValueError):
+                continue  # a damaged cache file: render again
+    return None
+
+
+def _write_cache(root: Path, name: str, digest: str, images: np.ndarray) -> None:
+    """Save the cache atomically in the first writable cache folder (none writable: no cache, no error)."""
+    for folder in cache_dirs(root):
+        tmp = folder / f"{name}.{os.getpid()}.tmp"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.save(f, images)
+            os.replace(tmp, folder / name)
+        except OSError:
+            tmp.unlink(missing_ok=True) if folder.is_dir() and os.access(folder, os.W_OK) else None
+            continue
+        for old in folder.glob(f"images-*-{digest}.npy"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+        return
 
 
 def crops_from_sources(index: "pd.DataFrame", source_root: str | Path, settings: CropSettings,

@@ -6,7 +6,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from pipeline.errors import UserError
 
 
 def split_by_group(groups: Sequence[str], labels: Sequence[int], val: float = 0.15, test: float = 0.15,

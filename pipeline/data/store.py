@@ -5,6 +5,7 @@ A dataset is a folder::
     data/NAME/
       dataset.json          crop settings and label order
       index.csv             one row per crop, appended and flushed (fsync) per sample
+      .lock                 held by the one process writing (collect); its pid inside
       crops/LABEL/ID.png    the crop the CNN sees (e.g. 28x28)
       large/LABEL/ID.png    the same hand rendered larger and unmasked, for re-rendering later
       files.csv             imported files that are finished, with what was found (re-imports skip them)
@@ -12,6 +13,10 @@ A dataset is a folder::
 
 Files are created exclusively (never overwritten) and a row is written only after its images,
 so a Ctrl-C or a crash at any moment loses at most the sample being written, never a saved one.
+One writer at a time holds the folder's lock (:class:`DatasetLock`); readers (train) need none.
+Reading the index checks its header and every row, and names the file and line of any damage
+(:func:`read_rows`); only a torn last line, what a crash mid-write leaves, is dropped (and cut off
+by the next writer).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -34,9 +39,6 @@ from pipeline.labels import check_label
 from pipeline.preprocess.crops import Crop, CropSettings
 from pipeline.preprocess.hands import Hand
 
-if TYPE_CHECKING:  # torch is imported lazily: collecting data does not need it
-    pass
-
 INDEX = "index.csv"
 FILES = "files.csv"
 META = "dataset.json"
@@ -45,8 +47,27 @@ LANDMARK_COLUMNS = [f"{axis}{i}" for axis in "xyz" for i in range(N_LANDMARKS)]
 AFFINE_COLUMNS = ["a00", "a01", "a02", "a10", "a11", "a12"]
 COLUMNS = [
     "id", "label", "group", "source", "frame", "timestamp_ms", "hand", "handedness", "score",
-    "width", "height", "mirrored", *LANDMARK_COLUMNS, *AFFINE_COLUMNS, "crop",
+    "width", "height", "mirrored", *LANDMARK_COLUMNS, *AFFINE_COLUMNS, "crop_settings",
 ]
+#: The header of datasets written before the last column had the name checkpoints use.
+LEGACY_COLUMNS = [*COLUMNS[:-1], "crop"]
+#: The key of the crop settings in ``dataset.json`` (the same as in a checkpoint).
+CROP_KEY = "crop_settings"
+LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a hand was found: the source file (relative to an import's folder) or stream, the frame,
+    its time and size (width, height), and which hand of that frame."""
+
+    source: str
+    frame: int = 0
+    timestamp_ms: int = 0
+    hand: int = 0
+    frame_size: tuple[int, int] = (0, 0)
+
+
 @dataclass
 class Sample:
     """One saved crop's index row (what :meth:`DatasetWriter.add` wrote)."""
@@ -67,22 +88,75 @@ def _write_png_exclusive(path: Path, image: np.ndarray) -> None:
         f.write(data.tobytes())
 
 
-def read_meta(root: Path) -> dict:
+@dataclass(frozen=True)
+class DatasetMeta:
+    """What ``dataset.json`` holds: the crop settings every crop was made with, and the label order."""
+
+    settings: CropSettings
+    labels: tuple[str, ...]
+
+
+def read_meta(root: Path) -> DatasetMeta:
     """Read ``dataset.json``; a missing or broken file raises :class:`UserError`."""
     path = root / META
     if not path.is_file():
         raise UserError(f"{root}: not a dataset (no {META}); make one with 'python -m pipeline.collect --data {root}'")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: broken JSON ({e}); restore it from version control") from None
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: broken JSON ({e}); restore it from version control or a backup") from None
+    saved = meta.get(CROP_KEY, meta.get("crop"))  # "crop": datasets of format 1
+    if not isinstance(saved, dict):
+        raise UserError(f"{path}: no crop settings ({CROP_KEY}); restore it from version control or a backup")
+    return DatasetMeta(CropSettings.from_dict(saved, str(path)), tuple(meta.get("labels") or ()))
+
+
+class DatasetLock:
+    """The one-writer lock of a dataset folder: ``DATASET/.lock``, held with ``flock`` while a writer is open.
+
+    The kernel releases it when the holder exits in any way (SIGKILL included), so a lock file left
+    by a killed process is no obstacle. A second writer is refused with one line naming the holder's pid.
+    """
+
+    def __init__(self, root: Path):
+        self.path = Path(root) / LOCK
+        self._file = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; one writer at a time is then the user's to keep
+            return
+        try:
+            handle = open(self.path, "a+", encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"{self.path.parent}: cannot write here ({e.strerror}); choose a writable --data folder") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise UserError(f"{self.path.parent} is being written by another process (pid {holder}); wait until it "
+                            "finishes, or stop it, then run this again") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+            self._file = None
 
 
 class DatasetWriter:
     """Appends samples to a dataset folder, creating it on first use.
 
     A dataset has one set of crop settings: adding with other settings is refused, because a
-    model must be fed the crops it was trained on.
+    model must be fed the crops it was trained on. The writer holds the folder's :class:`DatasetLock`
+    until it is closed; an index that cannot be read is never appended to.
     """
 
     def __init__(self, root: str | Path, settings: CropSettings, labels: Sequence[str] = ()):
@@ -90,19 +164,33 @@ class DatasetWriter:
         self.settings = settings
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"{self.root}: exists and is not a folder; choose another --data")
-        if (self.root / META).is_file():
+        existing = (self.root / META).is_file()
+        if not existing and self.root.exists() and any(self.root.iterdir()):
+            raise UserError(f"{self.root}: folder exists, is not empty and is not a dataset; choose another --data")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"{self.root}: cannot make the dataset folder ({e.strerror}); choose a writable --data") from None
+        self._lock = DatasetLock(self.root)
+        self._lock.acquire()
+        self._index = None
+        try:
+            self._open(existing, labels)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, existing: bool, labels: Sequence[str]) -> None:
+        settings = self.settings
+        if existing:
             meta = read_meta(self.root)
-            saved = CropSettings.from_dict(meta["crop"], str(self.root / META))
-            if saved != settings:
+            if meta.settings != settings:
                 raise UserError(
-                    f"{self.root} was made with crop settings {saved.to_json()}, not {settings.to_json()}; "
+                    f"{self.root} was made with crop settings {meta.settings.to_json()}, not {settings.to_json()}; "
                     "use the same crop options or another --data folder"
                 )
-            self.labels = list(meta.get("labels", []))
+            self.labels = list(meta.labels)
         else:
-            if self.root.exists() and any(self.root.iterdir()):
-                raise UserError(f"{self.root}: folder exists, is not empty and is not a dataset; choose another --data")
-            self.root.mkdir(parents=True, exist_ok=True)
             self.labels = []
             self._save_meta()
         for label in labels:
@@ -135,7 +223,7 @@ class DatasetWriter:
             self._write_line(COLUMNS)
 
     def _save_meta(self) -> None:
-        meta = {"format": 1, "crop": self.settings.to_dict(), "labels": self.labels}
+        meta = {"format": 2, CROP_KEY: self.settings.to_dict(), "labels": self.labels}
         atomic_write_text(self.root / META, json.dumps(meta, indent=2) + "\n")
 
     def _ensure_label(self, label: str) -> None:
@@ -163,7 +251,7 @@ class DatasetWriter:
                 values = next(csv.reader([tail.decode("utf-8")]))
             except (UnicodeDecodeError, csv.Error, StopIteration):
                 values = []
-            whole = values == COLUMNS or (len(values) == len(COLUMNS) and _complete(dict(zip(COLUMNS, values))))
+            whole = values in (COLUMNS, LEGACY_COLUMNS) or row_problem(values) is None
             f.seek(start)
             f.truncate()
             if whole:
@@ -203,8 +291,7 @@ class DatasetWriter:
             return (source, frame) in self._done
         return (source, frame, hand) in self._done_hands
 
-    def add(self, crop: Crop, hand: Hand, label: str, group: str, source: str, frame: int = 0,
-            timestamp_ms: int = 0, hand_index: int = 0, frame_size: tuple[int, int] = (0, 0)) -> Sample:
+    def add(self, crop: Crop, hand: Hand, label: str, group: str, origin: Origin) -> Sample:
         """Save one crop (both renders) and append its row; returns the saved :class:`Sample`."""
         if crop.settings != self.settings:
             raise ValueError("crop made with other settings than the dataset's")
@@ -214,15 +301,16 @@ class DatasetWriter:
         _write_png_exclusive(self.root / "crops" / label / f"{sample_id}.png", crop.image)
         _write_png_exclusive(self.root / "large" / label / f"{sample_id}.png", crop.large)
         marks = hand.landmarks.astype(np.float64)
+        source, frame = origin.source, origin.frame
         self._write_line([
-            sample_id, label, group, source, frame, timestamp_ms, hand_index, hand.handedness,
-            f"{hand.score:.4f}", frame_size[0], frame_size[1], int(crop.mirrored),
+            sample_id, label, group, source, frame, origin.timestamp_ms, origin.hand, hand.handedness,
+            f"{hand.score:.4f}", origin.frame_size[0], origin.frame_size[1], int(crop.mirrored),
             *(f"{v:.3f}" for v in marks.T.reshape(-1)),
             *(f"{v:.8g}" for v in crop.affine.reshape(-1)),
             self.settings.to_json(),
         ])
         self._done.add((source, frame))
-        self._done_hands.add((source, frame, hand_index))
+        self._done_hands.add((source, frame, origin.hand))
         self._last_ids.append(sample_id)
         return Sample(sample_id, label, group, source, frame)
 
@@ -264,8 +352,10 @@ class DatasetWriter:
         return counts
 
     def close(self) -> None:
-        if not self._index.closed:
+        """Close the index and release the lock (safe to call twice)."""
+        if self._index is not None and not self._index.closed:
             self._index.close()
+        self._lock.release()
 
     def __enter__(self) -> "DatasetWriter":
         return self
@@ -275,17 +365,72 @@ class DatasetWriter:
 
 
 def read_rows(path: Path) -> list[dict]:
-    """Read the index, dropping a partial last row (left by a crash mid-write)."""
+    """Read the index: one dict per row, keyed by :data:`COLUMNS`, every row checked.
+
+    A torn last line (a crash mid-write left it without its newline) is dropped, as the next
+    writer cuts it off. Any other damage raises :class:`UserError` naming the file and the line:
+    a header that is not this package's, a row with missing or extra fields, a row cut short and
+    run into the next line, a number or settings column that does not parse.
+    """
     with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [r for r in rows if _complete(r)]
+        text = f.read()
+    torn = bool(text) and not text.endswith("\n")
+    total = text.count("\n") + (1 if torn else 0)
+    reader = csv.reader(io.StringIO(text))
+    fix = "restore the file from a backup, or delete that line to drop its sample"
+    try:
+        header = next(reader)
+    except StopIteration:
+        return []
+    if header not in (COLUMNS, LEGACY_COLUMNS):
+        missing = [c for c in COLUMNS[:-1] if c not in header]
+        what = f"missing column(s) {', '.join(missing)}" if missing else "its columns are not this package's, in order"
+        raise UserError(f"{path}, line 1: not a dataset index header ({what}); restore the file from a backup, "
+                        "or import the photos again into a new --data folder")
+    rows = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise UserError(f"{path}, line {start}: unreadable row ({e}); {fix}") from None
+        last = reader.line_num >= total
+        # A record over several lines: a row cut inside its quoted settings column swallowed the next one.
+        problem = "a row cut short and run into the next line" if reader.line_num > start else row_problem(values)
+        if problem is not None:
+            if last and torn:
+                break  # what a crash mid-write leaves: the writer cuts it off
+            raise UserError(f"{path}, line {start}: {problem}; {fix}")
+        rows.append(dict(zip(COLUMNS, values)))
+    return rows
 
 
-def _complete(row: dict) -> bool:
-    """A whole index row: every column, and the last one (the settings JSON) not cut short."""
-    if None in row or any(row.get(c) is None for c in COLUMNS):
-        return False
-    return _is_json_object(row["crop"])
+_INTS = [COLUMNS.index(c) for c in ("frame", "timestamp_ms", "hand", "width", "height", "mirrored")]
+_FLOATS = [COLUMNS.index(c) for c in ("score", *LANDMARK_COLUMNS, *AFFINE_COLUMNS)]
+
+
+def row_problem(values: Sequence[str]) -> str | None:
+    """What is wrong with one index row's fields, or None for a whole, well-formed row."""
+    if len(values) != len(COLUMNS):
+        joined = " (a row cut short, and the next row run into it)" if len(values) > len(COLUMNS) else ""
+        return f"{len(values)} fields instead of {len(COLUMNS)}{joined}"
+    if not values[0].isdigit():
+        return f"id {values[0]!r} is not a number"
+    if not values[1] or not values[2]:
+        return "empty label or group"
+    for i in _INTS:
+        if not values[i].lstrip("-").isdigit():
+            return f"{COLUMNS[i]} {values[i]!r} is not a whole number"
+    for i in _FLOATS:
+        try:
+            float(values[i])
+        except ValueError:
+            return f"{COLUMNS[i]} {values[i]!r} is not a number"
+    if not _is_json_object(values[-1]):
+        return "the crop settings column is cut short or not JSON"
+    return None
 
 
 @lru_cache(maxsize=64)
@@ -294,5 +439,3 @@ def _is_json_object(text: str) -> bool:
         return isinstance(json.loads(text), dict)
     except json.JSONDecodeError:
         return False
-
-

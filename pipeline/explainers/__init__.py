@@ -7,7 +7,7 @@ it found it (train/eval mode, parameter ``.grad``, hooks)::
     maps = normalize(upsample(cam(images), 28, cam.grid))   # (B, 1, 28, 28) in [0, 1], cells on their pixels
 """
 
-from .base import (
+from pipeline.explainers.base import (
     Explainer,
     ForwardPass,
     RunningMax,
@@ -21,8 +21,8 @@ from .base import (
     resolve_targets,
     upsample,
 )
-from .gradcam import GradCAM, GradCAMPlusPlus
-from .saliency import Saliency, SmoothGrad
+from pipeline.explainers.gradcam import GradCAM, GradCAMPlusPlus
+from pipeline.explainers.saliency import Saliency, SmoothGrad
 
 __all__ = [
     "Explainer", "ForwardPass", "GradCAM", "GradCAMPlusPlus", "RunningMax", "Saliency", "SmoothGrad", "Target", "explaining",

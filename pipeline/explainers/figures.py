@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from pipeline.explainers import Explainer, explain_all, normalize
+from pipeline.files import save_figure
 from pipeline.lenet.model import predict_logits, to_float
 
 
@@ -45,7 +46,7 @@ def plot_map_rows(rows: Sequence[tuple[str, np.ndarray, dict[str, np.ndarray]]],
                 _show(axes[r, c], heat, "magma", name if r == 0 else "")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
 
 
 

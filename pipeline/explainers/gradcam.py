@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Explainer
+from pipeline.explainers.base import Explainer
 
 
 class GradCAM(Explainer):

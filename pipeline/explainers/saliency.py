@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Explainer, Target, explaining, gradients, resolve_targets
+from pipeline.explainers.base import Explainer, Target, explaining, gradients, resolve_targets
 
 
 class Saliency(Explainer):

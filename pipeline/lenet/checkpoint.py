@@ -20,6 +20,7 @@ from torch import nn
 
 from pipeline import __version__
 from pipeline.errors import UserError
+from pipeline.files import write_failed
 from pipeline.lenet.model import LeNet, LeNetConfig
 from pipeline.preprocess.crops import CropSettings
 from pipeline.resources import GESTURE_MODEL, asset
@@ -41,10 +42,11 @@ class Ensemble(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.config = members[0].config
+        self.register_buffer("temperature", torch.tensor(1.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Mean log-probability: a proper logit for argmax/softmax, and a sum of the members' scores.
-        return torch.stack([m(x).log_softmax(1) for m in self.members]).mean(0)
+        return torch.stack([m(x).log_softmax(1) for m in self.members]).mean(0) / self.temperature
 
 
 def explained_module(model: nn.Module) -> nn.Module:
@@ -53,17 +55,20 @@ def explained_module(model: nn.Module) -> nn.Module:
 
 
 def make_checkpoint(models: Sequence[LeNet], model_name: str, label_names: Sequence[str], crop: CropSettings | None,
-                    metrics: dict | None = None, train_config: dict | None = None, data: dict | None = None) -> dict:
+                    metrics: dict | None = None, train_config: dict | None = None, data: dict | None = None,
+                    temperature: float = 1.0) -> dict:
     """Build the checkpoint dict for one model or an ensemble of same-architecture models.
 
-    ``crop`` is None for models of images that are not hand crops (MNIST, Sign-MNIST).
+    ``crop`` is None for models of images that are not hand crops (MNIST, Sign-MNIST). The members
+    are saved uncalibrated; ``temperature`` (fitted on validation) divides the whole model's logits.
     """
     return {
         "format": FORMAT,
         "package_version": __version__,
         "model_name": model_name,
         "model_config": models[0].config.to_dict(),
-        "members": [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in models],
+        "members": [{k: v.detach().cpu() for k, v in m.state_dict().items() if k != "temperature"} for m in models],
+        "temperature": float(temperature),
         "label_names": list(label_names),
         CROP_KEY: crop.to_dict() if crop else None,
         "input": {"scale": "uint8 / 255", "mean": models[0].config.mean, "std": models[0].config.std},
@@ -74,12 +79,24 @@ def make_checkpoint(models: Sequence[LeNet], model_name: str, label_names: Seque
 
 
 def save_checkpoint(checkpoint: dict, path: str | Path) -> None:
-    """Write atomically: a crash mid-save never leaves a half checkpoint behind."""
+    """Write atomically: a crash or a full disk mid-save never leaves a half checkpoint, or its temporary file.
+
+    A failed write is one :class:`UserError` naming the file (torch reports a full disk from C++).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(checkpoint, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(write_failed(path, e)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_checkpoint(path: str | Path | None = None) -> dict:
@@ -106,6 +123,7 @@ def build_from_checkpoint(ckpt: dict, where: str = "checkpoint") -> nn.Module:
     members = []
     for state in ckpt["members"]:
         model = LeNet(config)
+        state = {**state, "temperature": torch.tensor(1.0)}  # members are stored uncalibrated
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
@@ -113,6 +131,7 @@ def build_from_checkpoint(ckpt: dict, where: str = "checkpoint") -> nn.Module:
             raise UserError(f"{where}: weights do not fit model {ckpt.get('model_name')!r} ({first})") from None
         members.append(model.eval())
     model = members[0] if len(members) == 1 else Ensemble(members)
+    model.temperature.fill_(float(ckpt.get("temperature", 1.0)))
     return model.eval()
 
 
@@ -150,6 +169,19 @@ class LoadedModel:
             raise UserError(f"{self.path}: this model was trained on {trained_on}, not on hand crops; "
                             "pass a model trained on a dataset from pipeline.collect")
         return self.crop_settings
+
+    def check_fits(self, images: torch.Tensor, hand_crops: bool, where: str | Path) -> None:
+        """Refuse, with one line, images the model was not trained on: hand crops for a model of digits, digits
+        for a model of hands, or another image size."""
+        if hand_crops:
+            self.require_hand_crops()
+        elif self.crop_settings is not None:
+            raise UserError(f"{self.path}: this model was trained on hand crops, not on the images of {where}; "
+                            "pass a model trained on them")
+        size = self.explained.config.in_size
+        if images.shape[-1] != size:
+            raise UserError(f"{where}: images of {images.shape[-1]} px, but {self.path} takes {size} px; "
+                            "pass a model trained on this data")
 
 
 def load_model(path: str | Path | None = None) -> LoadedModel:

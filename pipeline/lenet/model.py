@@ -7,7 +7,8 @@ LeNet-5 as this project uses it (input 1x28x28)::
 
 Activations are separate, non-inplace modules with names (``act1``, ``act2``, ...), so Grad-CAM
 can hook a layer before or after its non-linearity: ``model.layer("conv2")``, ``model.layer("act2")``.
-The model takes floats in [0, 1] and applies its own input normalisation (saved with it).
+The model takes floats in [0, 1] and applies its own input normalisation (saved with it), and
+divides its logits by a temperature fitted on validation, so its probabilities are calibrated.
 """
 
 from __future__ import annotations
@@ -189,10 +190,12 @@ class LeNet(nn.Module):
         self.classifier = nn.Sequential(OrderedDict(head))
         self.register_buffer("mean", torch.tensor(float(config.mean)))
         self.register_buffer("std", torch.tensor(float(config.std)))
+        #: Divides the logits: 1 while training, then fitted on validation (:mod:`pipeline.training.calibration`).
+        self.register_buffer("temperature", torch.tensor(1.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for a (B, 1, S, S) float batch in [0, 1]."""
-        return self.classifier(self.features((x - self.mean) / self.std))
+        """Logits for a (B, 1, S, S) float batch in [0, 1] (divided by the calibrated temperature)."""
+        return self.classifier(self.features((x - self.mean) / self.std)) / self.temperature
 
     def layer(self, name: str) -> nn.Module:
         """A named layer (``conv1``, ``act1``, ``conv2``, ``act2``, ``fc1`` ...)."""
@@ -268,7 +271,9 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 102
             x = images[start:start + batch_size]
             x = to_float(x) if x.dtype == torch.uint8 else x
             out.append(model(x.to(device)).cpu())
-        return torch.cat(out) if out else torch.empty(0, 0)
+        if not out:  # an empty batch still has the model's number of outputs
+            out.append(model(to_float(images[:0]) if images.dtype == torch.uint8 else images[:0]).cpu())
+        return torch.cat(out)
     finally:
         model.train(was_training)
 

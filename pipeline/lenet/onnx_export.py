@@ -28,6 +28,7 @@ from torch import nn
 
 from pipeline import __version__
 from pipeline.errors import UserError
+from pipeline.files import check_writable
 from pipeline.lenet.checkpoint import Ensemble, load_model
 
 INPUT, OUTPUT = "image", "logits"
@@ -149,6 +150,7 @@ def export_checkpoint(model_path: str | Path | None, out: str | Path, overwrite:
         raise UserError(f"{out}: exists; pass --force to replace it, or another --out")
     if out.suffix.lower() != ".onnx":
         raise UserError(f"{out}: the output should end in .onnx")
+    check_writable(out.parent, "--out")
     loaded = load_model(model_path)
     model, ckpt = loaded.network, loaded.checkpoint
     export_model(model, onnx_metadata(ckpt), out, opset)

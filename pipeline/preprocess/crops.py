@@ -21,7 +21,11 @@ from pipeline.errors import UserError
 from pipeline.preprocess.hands import HAND_CONNECTIONS, MIDDLE_MCP, PALM, WRIST, Hand
 
 MASKS = ("none", "hull", "bones")
-CROP_VERSION = 1
+#: How a hand is mirrored before it is cropped (see :func:`mirrors`).
+MIRRORS = ("chirality", "handedness", "none")
+#: 2: ``mirror`` (a rule) replaced ``mirror_left`` (handedness or nothing); version-1 settings still load.
+CROP_VERSION = 2
+INDEX_MCP, PINKY_MCP = 5, 17
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,11 @@ class CropSettings:
         size: side of the crop in pixels (LeNet-5 takes 28).
         margin: extra room around the landmark box, as a fraction of its longer side on each side.
         rotate: turn the hand so that wrist -> middle-finger base points up.
-        mirror_left: mirror left hands so they look like right hands.
+        mirror: which hands are mirrored, so that every crop shows the thumb on the same side:
+            ``"chirality"`` mirrors a hand whose 2D landmarks turn like a left palm's (see
+            :func:`looks_left`): a left palm and a right hand's back both, since one is the other's
+            mirror image; ``"handedness"`` mirrors the hands MediaPipe names left (a right hand seen
+            from the back is then the mirror image of one seen from the palm); ``"none"``.
         mask: ``"none"``; ``"hull"`` (convex hull of the landmarks, which fills the gaps between
             spread fingers); or ``"bones"`` (thick finger segments plus the palm, which keeps the
             gaps from the fingertips down to where the fingers meet).
@@ -46,13 +54,15 @@ class CropSettings:
     size: int = 28
     margin: float = 0.15
     rotate: bool = True
-    mirror_left: bool = True
+    mirror: str = "chirality"
     mask: str = "bones"
     bone_width: float = 0.25
     render_scale: int = 4
     version: int = CROP_VERSION
 
     def __post_init__(self) -> None:
+        if self.mirror not in MIRRORS:
+            raise UserError(f"unknown mirror rule {self.mirror!r}; choose one of {', '.join(MIRRORS)}")
         if self.mask not in MASKS:
             raise UserError(f"unknown crop mask {self.mask!r}; choose one of {', '.join(MASKS)}")
         if not 8 <= self.size <= 512:
@@ -80,6 +90,10 @@ class CropSettings:
     @classmethod
     def from_dict(cls, values: dict, where: str = "crop settings") -> "CropSettings":
         """Build settings from a saved dict; an unknown key means data from another version: refuse it."""
+        values = dict(values)
+        if "mirror_left" in values and "mirror" not in values:  # version 1: mirrored by handedness, or not at all
+            values["mirror"] = "handedness" if values.pop("mirror_left") else "none"
+            values["version"] = CROP_VERSION  # the same crops, described by this version's fields
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -108,7 +122,7 @@ class Crop:
             that a set can be re-rendered at another size or mask without the source photos.
         mask: the mask at the large render's resolution (uint8 0/255), or None for ``mask="none"``.
         settings: the settings that made it.
-        mirrored: True when a left hand was mirrored onto a right hand.
+        mirrored: True when the hand was mirrored (see :func:`mirrors`).
     """
 
     image: np.ndarray
@@ -206,14 +220,33 @@ def finish_crop(large: np.ndarray, mask: np.ndarray | None, size: int) -> np.nda
     return cv2.resize(large, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def looks_left(landmarks: np.ndarray) -> bool:
+    """True if the hand's 2D landmarks turn as a left palm's do (as a right hand's back does).
+
+    The sign of cross(wrist -> index MCP, wrist -> little-finger MCP) in image coordinates (y down):
+    positive for a left hand with its palm to the camera. A turn in the image plane keeps the sign,
+    so it does not matter whether the hand is upright; mirroring the image flips it.
+    """
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    a, b = xy[INDEX_MCP] - xy[WRIST], xy[PINKY_MCP] - xy[WRIST]
+    return bool(a[0] * b[1] - a[1] * b[0] > 0)
+
+
+def mirrors(hand: Hand, settings: CropSettings) -> bool:
+    """Whether ``settings.mirror`` mirrors this hand's crop."""
+    if settings.mirror == "chirality":
+        return looks_left(hand.landmarks)
+    return settings.mirror == "handedness" and hand.is_left
+
+
 def crop_hand(frame_bgr: np.ndarray, hand: Hand, settings: CropSettings = CropSettings()) -> Crop:
     """Cut one hand out of a BGR (or grayscale) frame as a ``settings.size`` grayscale crop.
 
     The hand is squared with a margin (the frame is padded with black past its borders),
-    optionally turned upright and mirrored if left, rendered at ``render_scale`` times the size,
+    optionally turned upright and mirrored (:func:`mirrors`), rendered at ``render_scale`` times the size,
     masked, and reduced with area interpolation.
     """
-    mirror = settings.mirror_left and hand.is_left
+    mirror = mirrors(hand, settings)
     big = settings.render_size
     affine_big = hand_affine(hand.landmarks, mirror, settings, big)
     patch = warp(frame_bgr, affine_big, (big, big))
@@ -233,6 +266,6 @@ def rerender(large: np.ndarray, landmarks_in_large: np.ndarray, settings: CropSe
 
 
 __all__ = [
-    "Crop", "CropSettings", "MASKS", "crop_hand", "finish_crop", "hand_affine", "hand_mask", "invert_affine",
+    "Crop", "CropSettings", "MASKS", "MIRRORS", "crop_hand", "looks_left", "mirrors", "finish_crop", "hand_affine", "hand_mask", "invert_affine",
     "rerender", "transform_points", "warp",
 ]

@@ -14,9 +14,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from pipeline.errors import UserError
 from pipeline.preprocess.hands import Hand, HandDetector, check_num_hands, resolve_landmarker
-
-from ..errors import UserError
 
 
 def detect_each(source: Iterable, detector: HandDetector) -> Iterator[tuple[object, list[Hand], float]]:
@@ -69,6 +68,10 @@ def _serve(conn, model_path: str, num_hands: int, video: bool) -> None:
             conn.send(("ok", hands, (time.perf_counter() - start) * 1000))
     for memory in attached.values():
         memory.close()
+
+
+class DetectorDied(RuntimeError):
+    """The detector process stopped (killed, or crashed in MediaPipe's native code)."""
 
 
 #: How long :class:`DetectorProcess` polls for a result before it sleeps until one comes.
@@ -129,7 +132,7 @@ class DetectorProcess:
             return self._conn.recv()
         except (EOFError, OSError):
             self._process.join(timeout=1)
-            raise RuntimeError(f"the hand detector process stopped (exit code {self._process.exitcode}); "
+            raise DetectorDied(f"the hand detector process stopped (exit code {self._process.exitcode}); "
                                "rerun with HANDCAM_VERBOSE=1 to see MediaPipe's messages") from None
 
     def _send(self, slot: int, frame) -> None:

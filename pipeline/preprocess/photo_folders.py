@@ -1,8 +1,8 @@
-"""Import labelled photos and videos into a dataset: ``DIR/LABEL/*.jpg|*.mp4`` -> crops.
+"""Folders of labelled photos and videos (``DIR/LABEL/*.jpg|*.mp4``): what they hold, and their hands.
 
-Detection is CPU-bound, so files are spread over worker processes; only the main process writes,
-in file order, so the result is the same for any number of workers and a Ctrl-C loses nothing
-already written. Re-running an import skips the files (and video frames) already saved.
+:func:`scan` lists the files with their label and group (the session or person a split keeps
+together, see :class:`GroupRule`); :func:`detect_files` runs MediaPipe and the crop stage on
+them, over worker processes, and yields the results in file order.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pipeline.preprocess.hands import Hand, HandDetector, resolve_landmarker
 from pipeline.preprocess.sources import VideoSource, is_image, is_video, read_image
 
 _SESSION = re.compile(r"^(.*?)_?pic\d+$")
+#: How to name a file's group: its session (:func:`session_of`), a regular expression, or one name for all.
+GROUPINGS = ("session", "regex", "constant")
 
 
 def session_of(path: str | Path) -> str:
@@ -36,6 +38,37 @@ def session_of(path: str | Path) -> str:
     return match.group(1) or "pic"
 
 
+@dataclass(frozen=True)
+class GroupRule:
+    """How a file's group is named. ``session``: :func:`session_of`; ``regex``: the match groups of
+    ``pattern`` in the file's name, joined by ``-``; ``constant``: ``pattern`` itself, for every file."""
+
+    kind: str = "session"
+    pattern: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in GROUPINGS:
+            raise ValueError(f"unknown grouping {self.kind!r}")
+        if self.kind == "regex":
+            try:
+                compiled = re.compile(self.pattern)
+            except re.error as e:
+                raise UserError(f"--group-by {self.pattern!r}: not a regular expression ({e})") from None
+            if compiled.groups < 1:
+                raise UserError(f"--group-by {self.pattern!r}: needs a (capture group) naming the group")
+
+    def group_of(self, path: Path) -> str:
+        if self.kind == "constant":
+            return self.pattern
+        if self.kind == "session":
+            return session_of(path)
+        match = re.search(self.pattern, path.name)
+        if match is None or not all(match.groups()):
+            raise UserError(f"{path}: --group-by {self.pattern!r} does not match this file's name; "
+                            "widen the pattern, or sort the file out")
+        return "-".join(match.groups())
+
+
 @dataclass
 class Task:
     """One file to import."""
@@ -47,16 +80,51 @@ class Task:
 
 
 @dataclass
+class FoundHand:
+    """A hand MediaPipe found, and its crop."""
+
+    hand: Hand
+    crop: Crop
+
+
+@dataclass
+class FoundFrame:
+    """One photo, or one video frame: where it is in its file, its size (width, height), and its hands."""
+
+    index: int
+    timestamp_ms: int
+    size: tuple[int, int]
+    hands: list[FoundHand]
+
+
+@dataclass
 class FileResult:
-    """What a worker found in one file: per frame, the hands and their crops."""
+    """What a worker found in one file: its frames (one for a photo), or the error that made it unreadable."""
 
     task: Task
-    frames: list[tuple[int, int, tuple[int, int], list[tuple[Hand, Crop]]]] = field(default_factory=list)
+    frames: list[FoundFrame] = field(default_factory=list)
     error: str = ""
+    warning: str = ""  # a video that ended before its header's frame count
+
+    @property
+    def status(self) -> str:
+        """``unreadable``, ``no_hand`` or ``found``."""
+        if self.error:
+            return "unreadable"
+        return "found" if any(f.hands for f in self.frames) else "no_hand"
 
 
-def scan(root: str | Path, label_map: dict[str, str] | None = None) -> list[Task]:
-    """List the files under ``root/LABEL/`` (photos and videos), sorted, with label and session."""
+def _files_under(folder: Path) -> list[Path]:
+    """Every file below ``folder``, sorted; folders reached through symbolic links are followed."""
+    found = []
+    for parent, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(parent) / name for name in files if not name.startswith(".")]
+    return sorted(found)
+
+
+def scan(root: str | Path, label_map: dict[str, str] | None = None, grouping: GroupRule = GroupRule()) -> list[Task]:
+    """List the files under ``root/LABEL/`` (photos and videos), sorted, with label and group."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: no such folder; --from takes a folder with one subfolder per label")
@@ -70,9 +138,9 @@ def scan(root: str | Path, label_map: dict[str, str] | None = None) -> list[Task
     tasks = []
     for folder in folders:
         label = check_label(label_map.get(folder.name, folder.name))
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and (is_image(path) or is_video(path)):
-                tasks.append(Task(path, path.relative_to(root).as_posix(), label, session_of(path)))
+        for path in _files_under(folder):
+            if is_image(path) or is_video(path):
+                tasks.append(Task(path, path.relative_to(root).as_posix(), label, grouping.group_of(path)))
     if not tasks:
         raise UserError(f"{root}: the label folders hold no photos or videos")
     return tasks
@@ -106,8 +174,8 @@ def _process(task: Task) -> FileResult:
         if is_image(task.path):
             image = read_image(task.path)
             hands = _worker["image"].detect(image)
-            size = (image.shape[1], image.shape[0])
-            result.frames.append((0, 0, size, [(h, crop_hand(image, h, settings)) for h in hands]))
+            found = [FoundHand(h, crop_hand(image, h, settings)) for h in hands]
+            result.frames.append(FoundFrame(0, 0, (image.shape[1], image.shape[0]), found))
         else:
             with VideoSource(task.path) as video, HandDetector(
                 _worker["hand_model"], num_hands=_worker["num_hands"], video=True
@@ -117,9 +185,10 @@ def _process(task: Task) -> FileResult:
                     hands = detector.detect(frame.image, frame.timestamp_ms)
                     if frame.index % _worker["stride"]:
                         continue
-                    size = (frame.image.shape[1], frame.image.shape[0])
-                    crops = [(h, crop_hand(frame.image, h, settings)) for h in hands]
-                    result.frames.append((frame.index, frame.timestamp_ms, size, crops))
+                    found = [FoundHand(h, crop_hand(frame.image, h, settings)) for h in hands]
+                    result.frames.append(FoundFrame(frame.index, frame.timestamp_ms,
+                                                    (frame.image.shape[1], frame.image.shape[0]), found))
+                result.warning = video.ended_early or ""
     except UserError as e:
         result.error = str(e)
     return result

@@ -92,6 +92,8 @@ class VideoSource(Source):
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0) or 30.0
         self.frame_count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.size = (int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        #: Set when the file ended before the frames its header promised (a truncated download or copy).
+        self.ended_early: str | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         index, last_ms = 0, -1
@@ -111,6 +113,9 @@ class VideoSource(Source):
             index += 1
         if index == 0:
             raise UserError(f"{self.path}: no frame could be decoded; the file may be damaged or use an unsupported codec")
+        if self.frame_count and index < self.frame_count - 1:  # containers may count one frame more than they hold
+            self.ended_early = (f"{self.path}: the video ended after frame {index} of the {self.frame_count} its "
+                                "header promised; the file may be truncated")
 
     def close(self) -> None:
         self.capture.release()

@@ -32,7 +32,7 @@ import torch
 from pipeline.data.load import Dataset
 from pipeline.data.spec import DataSpec, load_data
 from pipeline.errors import UserError
-from pipeline.files import display_path
+from pipeline.files import atomic_write_text, check_writable, display_path, save_figure
 from pipeline.lenet.checkpoint import load_model
 from pipeline.lenet.model import VARIANTS, count_macs, count_parameters
 from pipeline.training.augment import NO_AUGMENT, AugmentConfig
@@ -205,9 +205,7 @@ def read_results(out: str | Path):
 
 
 def _write_results(out: Path, table) -> None:
-    tmp = out / "results.csv.tmp"
-    table.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, out / "results.csv")
+    atomic_write_text(out / "results.csv", table.to_csv(index=False, float_format="%.6g"))
 
 
 def _check_recipe(out: Path, config: StudyConfig, command: str | None) -> dict:
@@ -224,7 +222,7 @@ def _check_recipe(out: Path, config: StudyConfig, command: str | None) -> dict:
     meta = {"recipe": recipe, "command": command, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "torch": torch.__version__, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(meta, indent=2) + "\n")
     return meta
 
 
@@ -248,6 +246,7 @@ def run_study(config: StudyConfig, out: str | Path, progress: bool = True, comma
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; pass another --out")
+    check_writable(out, "--out")
     data = data if data is not None else load_study_data(config)
     meta = _check_recipe(out, config, command)
     split = make_split(data, seed=config.split_seed)
@@ -346,7 +345,7 @@ def _write_leak_check(data: Dataset, split: Split, out: Path, sample: int) -> No
     grouped = check_leak(images, labels, split.train, split.test, "by copy group", sample=sample)
     train, _, test = random_split_like(len(data), len(split.val), len(split.test))
     random = check_leak(images, labels, train, test, "random (for comparison)", sample=sample)
-    (out / "leak.json").write_text(json.dumps([grouped.to_dict(), random.to_dict()], indent=2) + "\n")
+    atomic_write_text(out / "leak.json", json.dumps([grouped.to_dict(), random.to_dict()], indent=2) + "\n")
 
 
 def _dataset_notes(config: StudyConfig, data: Dataset, split: Split, out: Path, summary) -> list[str]:
@@ -424,7 +423,7 @@ def write_summary(out: Path, config: StudyConfig, data: Dataset, split: Split, t
     if meta.get("command"):
         lines += ["Produced by:", "", "```", meta["command"], "```", ""]
     path = out / "summary.md"
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
     return path
 
 
@@ -457,7 +456,7 @@ def plot_study(table, summary, out: Path, dataset: str, dpi: int = 100) -> list[
     ax.grid(alpha=0.3)
     fig.tight_layout()
     paths.append(out / "accuracy_vs_parameters.png")
-    fig.savefig(paths[-1], dpi=dpi)
+    save_figure(fig, paths[-1], dpi)
 
     order = summary.sort_values("test_mean").index.tolist()
     fig = Figure(figsize=(6.4, 0.45 * len(order) + 1.2))
@@ -473,7 +472,7 @@ def plot_study(table, summary, out: Path, dataset: str, dpi: int = 100) -> list[
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     paths.append(out / "accuracy_per_variant.png")
-    fig.savefig(paths[-1], dpi=dpi)
+    save_figure(fig, paths[-1], dpi)
     return paths
 
 

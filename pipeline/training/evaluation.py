@@ -2,6 +2,9 @@
 
 photo -> MediaPipe -> crop (with the checkpoint's own crop settings) -> model. With several hands in
 a photo, the largest is the subject. Photos without a hand are counted apart, not as errors.
+A hand is answered as the demo would show it: its top class, or ``none`` (no gesture) when the
+model's ``none`` class wins or the top probability is below the threshold; so a ``none/`` folder
+scores how often hands making none of the gestures are answered ``none``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.labels import NONE_LABEL
 from pipeline.lenet.checkpoint import LoadedModel
 from pipeline.lenet.model import predict_logits
 from pipeline.preprocess.crops import CropSettings
 from pipeline.preprocess.photo_folders import Task, detect_files, scan
+from pipeline.training.calibration import answers
 from pipeline.training.reports import confusion, per_class_table
 
 
@@ -24,14 +29,16 @@ from pipeline.training.reports import confusion, per_class_table
 class Evaluation:
     """Results of :func:`evaluate_folder`."""
 
-    label_names: list[str]
+    label_names: list[str]  # the model's labels, then ``none`` if the model has no such class
     true: np.ndarray  # label index per evaluated sample
-    predicted: np.ndarray
-    probabilities: np.ndarray
+    predicted: np.ndarray  # the answer shown (``none`` below the threshold)
+    probabilities: np.ndarray  # (N, classes of the model)
     sources: list[str]
     no_hand: Counter = field(default_factory=Counter)  # per label
     unreadable: Counter = field(default_factory=Counter)
     skipped_labels: dict[str, int] = field(default_factory=dict)  # folder labels the model does not know
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (source, label) of photos without a hand
+    threshold: float = 0.5
 
     @property
     def accuracy(self) -> float:
@@ -55,6 +62,7 @@ class SubjectCrops:
     sources: list[str]  # file (and ``#frame`` for a video frame) relative to the folder
     no_hand: Counter = field(default_factory=Counter)  # per label: photos/frames where no hand was found
     unreadable: Counter = field(default_factory=Counter)  # per label: files that could not be read
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (source, label) of each photo/frame without a hand
 
 
 def subject_crops(tasks: list[Task], settings: CropSettings, workers: int = 1, hand_model: str | None = None,
@@ -63,39 +71,44 @@ def subject_crops(tasks: list[Task], settings: CropSettings, workers: int = 1, h
     of each is the subject. ``tasks`` come from :func:`pipeline.preprocess.photo_folders.scan`."""
     from tqdm import tqdm
 
-    crops, labels, sources = [], [], []
+    crops, labels, sources, missing = [], [], [], []
     no_hand, unreadable = Counter(), Counter()
     for result in tqdm(detect_files(tasks, settings, workers, hand_model, num_hands, stride), total=len(tasks),
                        desc=desc, unit="file", disable=not progress):
         label = result.task.label
         if result.error:
             unreadable[label] += 1
-        for frame, _ms, _size, found in result.frames:
-            if not found:
+        for frame in result.frames:
+            source = f"{result.task.relative}" + (f"#{frame.index}" if frame.index else "")
+            if not frame.hands:
                 no_hand[label] += 1
+                missing.append((source, label))
                 continue
-            _hand, crop = max(found, key=lambda hc: hc[0].area())  # the subject: the largest hand
-            crops.append(crop.image)
+            subject = max(frame.hands, key=lambda found: found.hand.area())  # the subject: the largest hand
+            crops.append(subject.crop.image)
             labels.append(label)
-            sources.append(f"{result.task.relative}" + (f"#{frame}" if frame else ""))
+            sources.append(source)
     size = settings.size
     images = torch.from_numpy(np.stack(crops)).unsqueeze(1) if crops else torch.zeros((0, 1, size, size), torch.uint8)
-    return SubjectCrops(images, labels, sources, no_hand, unreadable)
+    return SubjectCrops(images, labels, sources, no_hand, unreadable, missing)
 
 
 def evaluate_folder(model: LoadedModel, folder: str | Path, workers: int = 1, hand_model: str | None = None,
-                    num_hands: int = 2, stride: int = 5, progress: bool = True) -> Evaluation:
-    """Run ``model`` on ``folder/LABEL/*`` (photos, or videos every ``stride``-th frame), with its own crop settings."""
-    settings, label_names = model.require_hand_crops(), model.labels
+                    num_hands: int = 2, stride: int = 5, threshold: float = 0.5, progress: bool = True) -> Evaluation:
+    """Run ``model`` on ``folder/LABEL/*`` (photos, or videos every ``stride``-th frame), with its own crop settings.
+
+    Folders of labels the model does not know are skipped, except ``none``: hands that should get no gesture.
+    """
+    settings = model.require_hand_crops()
+    names = list(model.labels) + ([] if NONE_LABEL in model.labels else [NONE_LABEL])
     tasks = scan(folder)
-    known = {name: i for i, name in enumerate(label_names)}
+    known = {name: i for i, name in enumerate(names)}
     skipped = Counter(t.label for t in tasks if t.label not in known)
     found = subject_crops([t for t in tasks if t.label in known], settings, workers, hand_model, num_hands, stride,
                           progress, desc="evaluate")
-    if len(found.images):
-        probs = predict_logits(model.network, found.images).softmax(1).numpy()
-    else:
-        probs = np.zeros((0, len(label_names)), np.float32)
+    probs = predict_logits(model.network, found.images).softmax(1).numpy()
     true = np.array([known[label] for label in found.labels], np.int64)
-    return Evaluation(list(label_names), true, probs.argmax(1), probs, found.sources, found.no_hand,
-                      found.unreadable, dict(skipped))
+    shown = answers(probs, model.labels, threshold)
+    shown = np.where(shown < 0, known[NONE_LABEL], shown)  # a model without a none class: no answer is "none"
+    return Evaluation(names, true, shown, probs, found.sources, found.no_hand, found.unreadable, dict(skipped),
+                      found.missing, threshold)

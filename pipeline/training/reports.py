@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from pipeline.files import save_figure
+
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, n: int) -> np.ndarray:
     """(n, n) counts; rows are true labels, columns predictions."""
@@ -41,7 +43,7 @@ def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: str | Path, t
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
 
 
 def plot_curves(metrics: "pd.DataFrame", path: str | Path, title: str = "") -> None:  # noqa: F821
@@ -59,4 +61,4 @@ def plot_curves(metrics: "pd.DataFrame", path: str | Path, title: str = "") -> N
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)

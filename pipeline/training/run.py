@@ -20,9 +20,10 @@ from pipeline.data.load import Dataset
 from pipeline.data.spec import DataSpec
 from pipeline.data.splits import split_by_group, split_by_named_groups
 from pipeline.errors import UserError
-from pipeline.files import atomic_write_text, display_path
+from pipeline.files import atomic_write_text, check_writable, display_path
 from pipeline.lenet.checkpoint import make_checkpoint, save_checkpoint
 from pipeline.lenet.model import LeNet, build_model, count_macs, count_parameters
+from pipeline.training.calibration import answers, fit_temperature, none_scores, plot_reliability, reliability
 from pipeline.training.loop import TrainConfig, accuracy, predict_logits, to_float, train_model
 from pipeline.training.reports import confusion, per_class_table, plot_confusion, plot_curves
 
@@ -87,55 +88,95 @@ class RunResult:
 
 def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConfig = TrainConfig(),
               members: int = 1, split: Split | None = None, resume: bool = False, progress: bool = True,
-              log: Callable[[str], None] = print, data_spec: DataSpec | None = None) -> RunResult:
+              log: Callable[[str], None] = print, data_spec: DataSpec | None = None, force: bool = False) -> RunResult:
     """Train ``members`` models (seeds ``config.seed``, ``+1``, ...) and write the run folder.
 
     With several members the checkpoint is an ensemble (mean log-probabilities). Selection uses
-    validation only; the test split is predicted once, at the end.
+    validation only; the test split is predicted once, at the end. ``run.json`` records what the
+    run is (data, labels, crop settings, model, recipe, split); ``resume`` continues an interrupted
+    run only if all of that agrees, and a finished run is replaced only with ``force``.
     """
     out = Path(out)
     check_trainable(data)
-    prepare_folder(out, resume)
     split = split or make_split(data, seed=config.seed)
-    log(f"data {display_path(data.root)}: {len(data)} samples, {len(data.label_names)} classes; "
+    prepare_folder(out, run_recipe(data, model_name, config, members, split, data_spec), resume, force)
+    names = sorted(set(data.index["dataset"])) if "dataset" in data.index else [display_path(data.root)]
+    log(f"data {', '.join(names)}: {len(data)} samples, {len(data.label_names)} classes; "
         f"split by group: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}")
     start = time.perf_counter()
     mean, std = input_normalisation(data.images[split.train])
     trained = [train_member(data, split, model_name, config, k, mean, std, out, resume, progress, log)
                for k in range(members)]
     models = [m.model for m in trained]
-    test = predict_split(models, data, split.test)  # the test split, touched once
     val = predict_split(models, data, split.val)
+    temperature = fit_temperature(val.log_probs, val.labels)  # on validation: the test split stays untouched
+    test = predict_split(models, data, split.test, temperature)  # the test split, touched once
     seconds = time.perf_counter() - start
     metrics = {"test_accuracy": test.accuracy, "val_accuracy": val.accuracy,
                "member_test_accuracy": test.member_accuracy, "epochs": [m.best_epoch for m in trained],
-               "seconds": seconds}
+               "seconds": seconds, "temperature": temperature, **calibration_metrics(data, val, test, temperature)}
     about = {"path": display_path(data.root), "n": len(data), "split_groups": split.groups(data),
              **({"spec": data_spec.describe()} if data_spec else {})}
     checkpoint = make_checkpoint(models, model_name, data.label_names, data.settings, metrics,
-                                 {**config.to_dict(), "members": members}, about)
+                                 {**config.to_dict(), "members": members}, about, temperature)
     save_checkpoint(checkpoint, out / "model.pt")
     for k in range(members):
         (out / f"member{k}.pt").unlink(missing_ok=True)
-    report = write_reports(out, data, model_name, [row for m in trained for row in m.history], test)
+    report = write_reports(out, data, model_name, [row for m in trained for row in m.history], test, temperature)
     params, macs = count_parameters(models[0]), count_macs(models[0])
     atomic_write_text(out / "summary.json", json.dumps({**metrics, "model": model_name, "parameters": params,
                                                         "macs": macs, "data": about}, indent=2) + "\n")
     log(report.to_string(float_format=lambda v: f"{v:.3f}"))
     log(f"model {model_name}: {params} parameters, {macs} multiply-adds; {members} member(s); {seconds:.0f} s")
-    log(f"wrote {out}/model.pt, metrics.csv, curves.png, confusion.png, per_class.csv")
+    log(f"calibration: temperature {temperature:.2f} (fitted on validation); test ECE {metrics['test_ece_raw']:.3f} -> "
+        f"{metrics['test_ece']:.3f}" + (f"; negatives answered with a gesture at p >= {THRESHOLD:g}: "
+                                         f"{metrics['false_positive_rate']:.3f}" if "false_positive_rate" in metrics else ""))
+    log(f"wrote {out}/model.pt, metrics.csv, curves.png, confusion.png, reliability.png, per_class.csv")
     log(f"val_accuracy={val.accuracy:.4f}")
     log(f"test_accuracy={test.accuracy:.4f}")
     return RunResult(out, test.accuracy, val.accuracy, test.member_accuracy, metrics["epochs"], params, macs, seconds)
 
 
-def prepare_folder(out: Path, resume: bool) -> None:
-    """Create the run folder; a finished run, or a non-empty folder without ``resume``, is refused."""
-    if (out / "model.pt").exists() and not resume:
-        raise UserError(f"{out}: a finished run is already there; choose another --out (runs are never overwritten)")
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise UserError(f"{out}: folder exists and is not empty; pass --resume to continue that run, or another --out")
-    out.mkdir(parents=True, exist_ok=True)
+#: What a run folder holds (what ``force`` replaces): the run's own files, nothing else of the folder.
+RUN_FILES = ("model.pt", "run.json", "metrics.csv", "curves.png", "confusion.png", "reliability.png", "per_class.csv",
+             "summary.json")
+
+
+def run_recipe(data: Dataset, model_name: str, config: TrainConfig, members: int, split: Split,
+               data_spec: DataSpec | None) -> dict:
+    """What makes a run the run it is; a resume must agree with it in every entry."""
+    return {"model": model_name, "members": members, "labels": list(data.label_names),
+            "crop_settings": data.settings.to_dict() if data.settings else None,
+            "data": data_spec.describe() if data_spec else {"root": str(Path(data.root).resolve()), "n": len(data)},
+            "train": config.to_dict(), "split_groups": split.groups(data)}
+
+
+def prepare_folder(out: Path, recipe: dict, resume: bool, force: bool = False) -> None:
+    """Create the run folder and write ``run.json``, or check a resumed one against it (one line on any mismatch).
+
+    A finished run is refused unless ``force`` (its files are then removed first); a folder that is not
+    empty and holds no run is refused.
+    """
+    record = out / "run.json"
+    finished = (out / "model.pt").exists()
+    if finished and not force:
+        raise UserError(f"{out}: a finished run is already there; choose another --out, or pass --force to replace it "
+                        "(runs are never overwritten otherwise)")
+    if force:
+        for name in (*RUN_FILES, *(p.name for p in out.glob("member*.pt")), *(p.name for p in out.glob("resume*.pt"))):
+            (out / name).unlink(missing_ok=True)
+    elif resume and record.is_file():
+        saved = json.loads(record.read_text())
+        differ = sorted(k for k in recipe if saved.get(k) != recipe[k])
+        if differ:
+            raise UserError(f"{out} holds a run with another {', '.join(differ)}; resume it with the command that "
+                            "started it, or train this one in another --out")
+    elif out.exists() and any(out.iterdir()):
+        hint = "it holds no run to resume" if resume else "pass --resume to continue that run"
+        raise UserError(f"{out}: folder exists and is not empty; {hint}, or choose another --out")
+    check_writable(out, "--out")
+    if not record.is_file():
+        atomic_write_text(record, json.dumps(recipe, indent=2) + "\n")
 
 
 def input_normalisation(images: torch.Tensor) -> tuple[float, float]:
@@ -178,6 +219,8 @@ def train_member(data: Dataset, split: Split, model_name: str, config: TrainConf
 
     def save_resume(record, train_state) -> None:
         save_checkpoint({"weights": model.state_dict(), "state": train_state}, resume_file)
+        log(f"member {k} epoch {record.epoch}/{config.epochs}: train loss {record.train_loss:.3f} acc {record.train_acc:.3f}, "
+            f"val loss {record.val_loss:.3f} acc {record.val_acc:.3f}")
 
     train, val = split_tensors(data, split.train), split_tensors(data, split.val)
     history, best = train_model(model, train, val, replace(config, seed=seed), progress=progress,
@@ -204,23 +247,45 @@ class Predictions:
     member_accuracy: list[float]
 
 
-def predict_split(models: list[LeNet], data: Dataset, indices: np.ndarray) -> Predictions:
-    """Every member on one split; an ensemble's answer is its members' mean log-probability."""
+def predict_split(models: list[LeNet], data: Dataset, indices: np.ndarray, temperature: float = 1.0) -> Predictions:
+    """Every member on one split; an ensemble's answer is its members' mean log-probability, divided by the
+    run's ``temperature`` (a division does not change the top class, only the confidence)."""
     images, labels = split_tensors(data, indices)
     member_logits = [predict_logits(m, images) for m in models]
-    mean_logp = torch.stack([lg.log_softmax(1) for lg in member_logits]).mean(0)
+    mean_logp = torch.stack([lg.log_softmax(1) for lg in member_logits]).mean(0) / temperature
     return Predictions(mean_logp, labels, accuracy(mean_logp, labels), [accuracy(lg, labels) for lg in member_logits])
 
 
-def write_reports(out: Path, data: Dataset, model_name: str, rows: list[dict], test: Predictions) -> "pd.DataFrame":  # noqa: F821
-    """``metrics.csv``, ``curves.png``, ``confusion.png`` and ``per_class.csv``; returns the per-class table."""
+#: The confidence the demo needs to show a gesture (``--threshold``'s default): what the none figures assume.
+THRESHOLD = 0.5
+
+
+def calibration_metrics(data: Dataset, val: Predictions, test: Predictions, temperature: float) -> dict[str, float]:
+    """Expected calibration error on test before and after the temperature, and the ``none`` scores at the
+    demo's default threshold."""
+    raw = (test.log_probs * temperature).softmax(1).numpy()
+    calibrated = test.log_probs.softmax(1).numpy()
+    truth = test.labels.numpy()
+    shown = answers(calibrated, data.label_names, THRESHOLD)
+    return {"test_ece_raw": reliability(raw, truth)[3], "test_ece": reliability(calibrated, truth)[3],
+            **none_scores(shown, truth, data.label_names)}
+
+
+def write_reports(out: Path, data: Dataset, model_name: str, rows: list[dict], test: Predictions,
+                  temperature: float = 1.0) -> "pd.DataFrame":  # noqa: F821
+    """``metrics.csv``, ``curves.png``, ``confusion.png``, ``reliability.png`` and ``per_class.csv``; returns the
+    per-class table."""
     import pandas as pd
 
     table = pd.DataFrame(rows)
-    table.to_csv(out / "metrics.csv", index=False)
+    atomic_write_text(out / "metrics.csv", table.to_csv(index=False))
     plot_curves(table[table["member"] == 0], out / "curves.png", f"{model_name} on {Path(data.root).name} (member 0)")
     matrix = confusion(test.labels.numpy(), test.log_probs.argmax(1).numpy(), len(data.label_names))
+    truth = test.labels.numpy()
+    plot_reliability({"as trained": ((test.log_probs * temperature).softmax(1).numpy(), truth),
+                      f"temperature {temperature:.2f}": (test.log_probs.softmax(1).numpy(), truth)},
+                     out / "reliability.png", f"test split, {len(truth)} crops (temperature fitted on validation)")
     plot_confusion(matrix, data.label_names, out / "confusion.png", f"test split, accuracy {test.accuracy:.3f}")
     report = per_class_table(matrix, data.label_names)
-    report.to_csv(out / "per_class.csv", float_format="%.4f")
+    atomic_write_text(out / "per_class.csv", report.to_csv(float_format="%.4f"))
     return report

@@ -13,20 +13,22 @@ the first label from the first frame on.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from pathlib import Path
+from typing import Iterable, Protocol
 
 import numpy as np
 
-from pipeline.data.store import DatasetWriter, Sample
+from pipeline.data.store import DatasetWriter, Origin, Sample
 from pipeline.draw import annotations as draw
 from pipeline.draw.annotations import inset_zoom
 from pipeline.errors import UserError
-from pipeline.preprocess.crops import Crop, crop_hand
+from pipeline.preprocess.crops import Crop, CropSettings, crop_hand
 from pipeline.preprocess.hands import Hand, HandDetector
-from pipeline.preprocess.sources import Frame, Source, VideoSource, open_source
+from pipeline.preprocess.sources import Frame, VideoSource, open_source
 from pipeline.ui.window import ESC, Pacer, Window, key_code
 from pipeline.ui.window import check_display as check_screen
 
@@ -129,7 +131,7 @@ class RecorderState:
         """Start recording after the countdown."""
         self.recording = True
         self._arm(now)
-        self.message = f"recording '{self.label}'" + (f" in {self.countdown:g} s" if self.countdown > 0 else "")
+        self.message = f"recording '{self.label}'"  # the countdown itself is drawn beside REC, and ends
 
     def stop(self) -> None:
         self.recording = False
@@ -220,20 +222,20 @@ def save_hands(writer: DatasetWriter, state: RecorderState, frame: Frame, found:
     """Save every hand of a frame under the current label."""
     height, width = frame.image.shape[:2]
     for i, (hand, crop) in enumerate(found):
-        sample = writer.add(crop, hand, state.label, group, source=frame.source, frame=frame.index,
-                            timestamp_ms=frame.timestamp_ms, hand_index=i, frame_size=(width, height))
+        sample = writer.add(crop, hand, state.label, group,
+                            Origin(frame.source, frame.index, frame.timestamp_ms, i, (width, height)))
         state.saved(sample)
 
 
-def run_session(source: Source, detector: HandDetector, writer: DatasetWriter, state: RecorderState, group: str,
-                window: Window | None) -> None:
-    """The frame loop: until the source ends, or the user quits or closes the window.
+def run_session(frames: Iterable[Frame], detector: HandDetector, writer: DatasetWriter, state: RecorderState, group: str,
+                window: Window | None, pace: bool = False) -> None:
+    """The frame loop: until the frames end, or the user quits or closes the window.
 
-    With a window, a video file is paced to its frame rate (a user previewing a file expects
-    real-time playback, and keys need time to be pressed); a webcam paces itself.
+    With a window and ``pace`` (a video file), frames are shown at the file's frame rate (a user
+    previewing a file expects real-time playback, and keys need time to be pressed); a webcam paces itself.
     """
-    pacer = Pacer() if window is not None and isinstance(source, VideoSource) else None
-    for frame in source:
+    pacer = Pacer() if window is not None and pace else None
+    for frame in frames:
         now = time.monotonic()
         hands = detector.detect(frame.image, frame.timestamp_ms)  # every frame: the tracker needs them
         save = state.take_frame(now)
@@ -251,38 +253,56 @@ def run_session(source: Source, detector: HandDetector, writer: DatasetWriter, s
             break
 
 
-def record_live(source: str, writer: DatasetWriter, labels: list[str], group: str, hand_model: str | None,
-                num_hands: int, stride: int, countdown: float, headless: bool) -> dict[str, int]:
-    """Record hands from a webcam index or a video file into ``writer``'s dataset.
+@dataclass
+class Recording:
+    """What a recording session left: samples per label of the whole dataset, whether Ctrl-C ended it, and a
+    note when the video ended before its header's frame count."""
 
-    In a window, keys pick the label and start or stop recording (see :func:`action_for_key`).
-    ``headless`` saves every ``stride``-th frame under ``labels[0]`` with no window and no
-    countdown, until the source ends (a webcam: until Ctrl-C). Every sample is written as it is
-    taken, so quitting or Ctrl-C keeps all of them. Returns samples per label of the whole dataset.
+    counts: dict[str, int]
+    interrupted: bool = False
+    ended_early: str | None = None
+
+
+def record_live(source: str, data: str | Path, settings: CropSettings, labels: list[str], group: str,
+                hand_model: str | None, num_hands: int, stride: int, countdown: float, headless: bool) -> Recording:
+    """Record hands from a webcam index or a video file into the dataset ``data`` (made or appended to).
+
+    Nothing is created until the source has given its first frame: a camera that is not there, or a
+    file that is no video, leaves no empty dataset behind. In a window, keys pick the label and
+    start or stop recording (see :func:`action_for_key`). ``headless`` saves every ``stride``-th
+    frame under ``labels[0]`` with no window and no countdown, until the source ends (a webcam:
+    until Ctrl-C). Every sample is written as it is taken, so quitting or Ctrl-C keeps all of them.
     """
     if not headless:
         check_display()  # before the camera and MediaPipe start
     labels = list(dict.fromkeys(labels))  # a label named twice gets one key
-    known = writer.counts()
-    state = RecorderState(labels, counts={label: known.get(label, 0) for label in labels},
-                          countdown=0.0 if headless else countdown, stride=stride)
-    # Source and detector are context managers: closed on quit, at the end, on an error and on Ctrl-C.
+    # Source, detector and writer are context managers: closed on quit, at the end, on an error and on Ctrl-C.
     with open_source(source) as src, HandDetector(hand_model, num_hands=num_hands, video=src.is_stream) as detector:
-        window = None
-        if headless:
-            state.start(time.monotonic())
-        else:
-            window = Window(WINDOW_TITLE)
-            state.message = f"space: record '{state.label}'"
-        try:
-            run_session(src, detector, writer, state, group, window)
-        finally:
-            if window is not None:
-                window.close()
-    return writer.counts()
+        frames = iter(src)
+        first = next(frames)  # a source that gives no frame raises its one line here, before any folder exists
+        with DatasetWriter(data, settings, labels) as writer:
+            known = writer.counts()
+            state = RecorderState(labels, counts={label: known.get(label, 0) for label in labels},
+                                  countdown=0.0 if headless else countdown, stride=stride)
+            window = None
+            if headless:
+                state.start(time.monotonic())
+            else:
+                window = Window(WINDOW_TITLE)
+                state.message = f"space: record '{state.label}'"
+            interrupted = False
+            try:
+                run_session(itertools.chain([first], frames), detector, writer, state, group, window,
+                            pace=isinstance(src, VideoSource))
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                if window is not None:
+                    window.close()
+            return Recording(writer.counts(), interrupted, getattr(src, "ended_early", None))
 
 
 __all__ = [
-    "Action", "LEGEND", "Pacer", "RecorderState", "WINDOW_TITLE", "Window", "action_for_key", "check_display",
+    "Action", "LEGEND", "RecorderState", "Recording", "WINDOW_TITLE", "action_for_key", "check_display",
     "handle_key", "record_live", "render", "run_session", "save_hands",
 ]

@@ -13,12 +13,13 @@ The session is split so that each part can be tested alone:
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -26,11 +27,13 @@ import numpy as np
 from pipeline.draw import annotations as draw
 from pipeline.draw.heatmaps import blend, overlay_on_frame
 from pipeline.errors import UserError
+from pipeline.files import check_writable, refuse_existing, write_failed
 from pipeline.live.compute import Explain, LivePipeline, LiveResult, mirror_result
 from pipeline.live.timing import STAGES, StageTimes
-from pipeline.preprocess.detector_process import DetectorProcess
+from pipeline.preprocess.detector_process import DetectorDied, DetectorProcess
 from pipeline.preprocess.hands import Hand
-from pipeline.preprocess.sources import CameraSource, Frame, open_source
+from pipeline.preprocess.sources import CameraSource, Frame, Source, open_source
+from pipeline.resources import SAMPLE_SOURCE
 from pipeline.ui.window import ESC, Pacer, Window, check_display, key_code
 
 WINDOW_TITLE = "handcam demo"
@@ -196,6 +199,8 @@ class Summary:
     hand_frames: int = 0
     label_frames: Counter = field(default_factory=Counter)
     interrupted: bool = False
+    #: Why the run stopped before its source ended (the detector process died), or "".
+    failed: str = ""
 
     def add(self, result: LiveResult) -> None:
         self.frames += 1
@@ -221,13 +226,22 @@ class Summary:
 
 
 class VideoOut:
-    """An annotated video file, opened with the first frame's size; later frames of another size are resized."""
+    """An annotated video file, opened with the first frame's size; later frames of another size are resized.
 
-    def __init__(self, path: str | Path, fps: float = 30.0):
+    Frames go to a temporary file beside ``path``; :meth:`close` checks that it reads back with every
+    frame written (OpenCV's writer reports no error on a full disk) and only then renames it into
+    place, so ``path`` is a whole, playable video or is not there at all. ``force`` allows replacing
+    an existing file; without it an existing ``path`` is refused before anything starts.
+    """
+
+    def __init__(self, path: str | Path, fps: float = 30.0, force: bool = False):
         self.path = Path(path)
         codec = VIDEO_CODECS.get(self.path.suffix.lower())
         if codec is None:
             raise UserError(f"{self.path}: --out must end in {', '.join(VIDEO_CODECS)}")
+        refuse_existing(self.path, force, "video")
+        check_writable(self.path.parent, "--out")
+        self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
         self.fourcc = cv2.VideoWriter_fourcc(*codec)
         self.fps = fps if fps and fps > 0 else 30.0
         self.writer: cv2.VideoWriter | None = None
@@ -237,8 +251,7 @@ class VideoOut:
     def write(self, image: np.ndarray) -> None:
         size = (image.shape[1], image.shape[0])
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = cv2.VideoWriter(str(self.path), self.fourcc, self.fps, size)
+            self.writer = cv2.VideoWriter(str(self.tmp), self.fourcc, self.fps, size)
             if not self.writer.isOpened():
                 raise UserError(f"{self.path}: cannot write a video there; check the folder and the name")
             self.size = size
@@ -248,9 +261,20 @@ class VideoOut:
         self.frames += 1
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
+        """Finish the file: check it plays back whole, then move it into place; else one :class:`UserError`."""
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        capture = cv2.VideoCapture(str(self.tmp))
+        readable = capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) >= self.frames
+        capture.release()
+        if not readable:
+            size = self.tmp.stat().st_size if self.tmp.exists() else 0
+            self.tmp.unlink(missing_ok=True)
+            raise UserError(write_failed(self.path, OSError(28, f"the video does not read back: {size} bytes for "
+                                                                f"{self.frames} frames; is the disk full?")))
+        os.replace(self.tmp, self.path)
 
 
 def save_screenshot(image: np.ndarray, folder: str | Path, frame_index: int) -> Path:
@@ -344,27 +368,41 @@ def run_session(frames: Iterable[tuple[Frame, list[Hand], float]], live: LivePip
                 break
     except KeyboardInterrupt:  # the way to end a headless webcam run: the summary still counts
         summary.interrupted = True
+    except DetectorDied as e:  # what was shown, and written, so far stays
+        summary.failed = str(e)
     return summary, times, times.mean_fps(start)
 
 
-def run_demo(source: str, live: LivePipeline, layer: str | None = None, hand_model: str | None = None,
+def open_demo_source(source: str | None, say: Callable[[str], None]) -> Source:
+    """The source to play: ``source`` as given (strict: ``0`` means that camera); with none given, webcam 0,
+    or the shipped sample clip when no camera opens (said in one line)."""
+    if source is not None:
+        return open_source(source)
+    try:
+        return CameraSource(0)
+    except UserError:
+        say("no camera: playing the shipped sample clip instead (--source 0 insists on the camera)")
+        return open_source(SAMPLE_SOURCE)
+
+
+def run_demo(source: str | None, live: LivePipeline, layer: str | None = None, hand_model: str | None = None,
              num_hands: int = 2, headless: bool = False, out: str | Path | None = None, max_frames: int | None = None,
-             screenshots: str | Path = SCREENSHOTS, spin: bool = True) -> tuple[Summary, StageTimes, float]:
+             screenshots: str | Path = SCREENSHOTS, spin: bool = True, force: bool = False,
+             say: Callable[[str], None] = print) -> tuple[Summary, StageTimes, float]:
     """Open the source and MediaPipe, run :func:`run_session` in a window (or headless), close everything.
 
     MediaPipe runs one frame ahead in its own process
     (:class:`~pipeline.preprocess.detector_process.DetectorProcess`; ``spin``: poll for its results
     rather than sleep). A video file or folder in a window plays in real time; a webcam paces itself.
-    ``layer`` is the first Grad-CAM layer (default: the model's last conv layer).
+    ``layer`` is the first Grad-CAM layer (default: the model's last conv layer). With no ``source``
+    given, see :func:`open_demo_source`. A video that ends before its header's frame count is said in one line.
     """
     layer = live.check_layer(layer) if layer else live.default_layer
     if not headless:
         check_display("the demo window", "to run without a window and print a summary")
-    if max_frames is not None and max_frames < 1:
-        raise UserError(f"--max-frames must be at least 1, got {max_frames}")
-    video = VideoOut(out) if out else None  # a bad name fails before the camera opens
+    video = VideoOut(out, force=force) if out else None  # a bad name fails before the camera opens
     # Source, detector process, window and video are closed on quit, at the end, on errors and on Ctrl-C.
-    with open_source(source) as src, \
+    with open_demo_source(source, say) as src, \
             DetectorProcess(src, hand_model, num_hands=num_hands, video=src.is_stream, spin=spin) as frames:
         live.reset(smooth=src.is_stream)
         if video is not None:
@@ -373,12 +411,15 @@ def run_demo(source: str, live: LivePipeline, layer: str | None = None, hand_mod
         pacer = Pacer() if window is not None and not isinstance(src, CameraSource) else None
         state = ViewState(layer, message=f"{layer}: Grad-CAM of the label each hand shows")
         try:
-            return run_session(frames, live, state, window, pacer, video, max_frames, screenshots)
+            result = run_session(frames, live, state, window, pacer, video, max_frames, screenshots)
         finally:
             if window is not None:
                 window.close()
             if video is not None:
                 video.close()
+        if getattr(src, "ended_early", None):
+            say(src.ended_early)
+        return result
 
 
 __all__ = [

@@ -7,8 +7,10 @@ Nothing here knows what is drawn or what a key means; :mod:`pipeline.ui.collect_
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,17 +27,45 @@ def key_code(key: int) -> int:
     return key if key < 0 else key & 0xFF
 
 
-def check_display(window: str = "the window", headless: str = "to run without a window") -> None:
-    """Refuse to open a window where there is no screen (Linux without DISPLAY or WAYLAND_DISPLAY).
+def screen_problem() -> str | None:
+    """Why no window can open here, or None when one can (Linux: an X or Wayland display that answers).
 
-    OpenCV's Qt backend aborts the whole process there (exit 134, no Python error), so say it first,
-    in one line naming ``window`` and what ``--headless`` does instead.
+    OpenCV's Qt backend aborts the whole process when it cannot reach a display (exit 134, "Reinstalling
+    the application may fix this problem"), so the display is tried first: a local X display's
+    socket, a remote one's TCP port (``ssh -X``), or the Wayland socket.
     """
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
-        return
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError(f"no screen for {window} (DISPLAY is not set): run it on a desktop or "
-                        f"with 'ssh -X', or add --headless {headless}")
+        return None
+    wayland = os.environ.get("WAYLAND_DISPLAY")
+    if wayland:
+        runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+        return None if (Path(runtime) / wayland).exists() or Path(wayland).is_absolute() else \
+            f"WAYLAND_DISPLAY={wayland} has no socket in {runtime or 'XDG_RUNTIME_DIR'}"
+    display = os.environ.get("DISPLAY")
+    if not display:
+        return "DISPLAY is not set"
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit():
+        return f"DISPLAY={display} is not a display name"
+    try:
+        if host in ("", "unix"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(1.0)
+                s.connect(f"/tmp/.X11-unix/X{number}")
+        else:
+            socket.create_connection((host, 6000 + int(number)), timeout=1.0).close()
+    except OSError:
+        return f"no X server answers on DISPLAY={display}"
+    return None
+
+
+def check_display(window: str = "the window", headless: str = "to run without a window") -> None:
+    """Refuse to open a window where there is no screen, in one line naming ``window`` and what ``--headless`` does."""
+    problem = screen_problem()
+    if problem:
+        raise UserError(f"no screen for {window} ({problem}): run it on a desktop or with 'ssh -X', "
+                        f"or add --headless {headless}")
 
 
 class Window:
@@ -91,4 +121,4 @@ class Pacer:
         return max(1, int(round((self.origin + target - now) * 1000)))
 
 
-__all__ = ["ESC", "MAX_WINDOW_SIDE", "Pacer", "Window", "check_display", "key_code"]
+__all__ = ["ESC", "MAX_WINDOW_SIDE", "Pacer", "Window", "check_display", "key_code", "screen_problem"]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data.store import COLUMNS, INDEX, _complete, read_rows
+from helpers import error_line, index_rows, link
+from pipeline.data.store import COLUMNS, INDEX, row_problem
 from pipeline.preprocess.photo_folders import session_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,29 +39,19 @@ def run_collect(*args: str, timeout: float = 120) -> subprocess.CompletedProcess
                           cwd=REPO, env=ENV, timeout=timeout)
 
 
-def link(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        target.symlink_to(source)
-    except OSError:  # no symlinks here (Windows without rights): copy
-        target.write_bytes(source.read_bytes())
 
 
 def parse_summary(stdout: str) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
     """The printed table as {label: {column: n}} and the last line's key=value pairs."""
     lines = stdout.strip().splitlines()
     header = lines[0].split()
-    assert header == ["label", "files", "found", "no_hand", "unreadable", "saved", "skipped"], lines[0]
+    assert header == ["label", "files", "found", "no_hand", "unreadable", "dropped", "saved", "skipped"], lines[0]
     table = {}
     for line in lines[1:-1]:
         name, *values = line.split()
         table[name] = dict(zip(header[1:], map(int, values)))
     last = dict(kv.split("=", 1) for kv in lines[-1].split())
     return table, last
-
-
-def index_rows(root: Path) -> list[dict]:
-    return read_rows(root / INDEX)
 
 
 @pytest.fixture(scope="module")
@@ -170,10 +161,9 @@ def _bad_cases(tmp: Path, photo_tree: Path) -> list[tuple[str, list[str], str]]:
 def test_bad_inputs_give_one_error_line_and_exit_2(photo_tree, tmp_path):
     for what, args, needle in _bad_cases(tmp_path, photo_tree):
         proc = run_collect(*args, "--quiet", timeout=60)
-        lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2, (what, proc.returncode, proc.stderr[-1500:])
-        assert len(lines) == 1 and lines[0].startswith("error: "), (what, proc.stderr[-1500:])
-        assert needle in lines[0], (what, lines[0])
+        line = error_line(proc.stderr)  # argparse's refusals come after its usage lines
+        assert "error: " in line and needle in line, (what, line)
         assert "Traceback" not in proc.stderr and proc.stdout == "", what
         assert not (tmp_path / "new").exists(), f"{what}: a failed command left a dataset behind"
     assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == ["notes.txt"]
@@ -220,7 +210,7 @@ def test_ctrl_c_loses_nothing_and_a_rerun_completes_the_set(forty_photos, tmp_pa
         lines = list(csv.reader(f))
     assert lines[0] == COLUMNS and len(lines) >= 6
     for values in lines[1:]:
-        assert len(values) == len(COLUMNS) and _complete(dict(zip(COLUMNS, values)))
+        assert row_problem(values) is None
         for sub in ("crops", "large"):
             assert (data / sub / values[1] / f"{values[0]}.png").is_file()
     with open(data / "files.csv", newline="") as f:

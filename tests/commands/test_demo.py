@@ -12,6 +12,7 @@ import pytest
 import torch
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # before MediaPipe is first imported
+from helpers import error_line, run_main  # noqa: E402
 from pipeline import demo  # noqa: E402
 from pipeline.errors import run_command  # noqa: E402
 from pipeline.lenet.checkpoint import DEFAULT_MODEL
@@ -77,10 +78,9 @@ def test_max_frames_stops_early(videos_dir, tmp_path, capsys) -> None:
 
 
 def one_line_error(argv: list[str], capfd) -> str:
-    code = run_command(demo.main, argv)
-    err = capfd.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
+    code, _, err = run_main(demo, *argv)
+    assert code == 2, err
+    return error_line(err)
 
 
 def unknown_crop_model(tmp_path: Path) -> Path:

@@ -1,42 +1,65 @@
-"""``python -m pipeline.evaluate`` through the whole path on real photos."""
+"""``python -m pipeline.evaluate`` through the whole path on real photos: answers, none, files written."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-FINGERS = REPO / "data" / "fingers"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO, timeout=600)
+import pipeline.evaluate as evaluate
+from helpers import error_line, run_main
 
 
-
-
-
-
-def test_evaluate_runs_the_whole_path_on_real_photos(trained_run: Path, tmp_path: Path, fingers_dir: Path) -> None:
-    folder = tmp_path / "photos"
-    for label, source in (("one", "1"), ("five", "5"), ("rock", "5")):
+@pytest.fixture(scope="module")
+def photos(fingers_dir: Path, tmp_path_factory) -> Path:
+    """3 photos each of one and five, 3 fists filed as none (hands to answer with no gesture), 2 of an unknown label."""
+    folder = tmp_path_factory.mktemp("photos")
+    for label, source, n in (("one", "1", 3), ("five", "5", 3), ("none", "0", 3), ("rock", "5", 2)):
         (folder / label).mkdir(parents=True)
-        for photo in sorted((fingers_dir / source).glob("996_pic*.jpg"))[:3]:
+        for photo in sorted((fingers_dir / source).glob("996_pic*.jpg"))[:n]:
             shutil.copy(photo, folder / label / photo.name)
-    proc = run_cli("pipeline.evaluate", "--model", str(trained_run / "model.pt"), str(folder), "--quiet",
-                   "--out", str(tmp_path / "eval"))
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert any("skipped 3 file(s) of label 'rock'" in line for line in lines)
-    fields = dict(kv.split("=") for kv in lines[-1].split())
-    assert set(fields) == {"accuracy", "n", "no_hand"}
-    assert int(fields["n"]) + int(fields["no_hand"]) == 6
-    assert 0 <= float(fields["accuracy"]) <= 1
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(folder / "five" / "wall.png"), np.full((240, 320, 3), 200, np.uint8))  # a photo with no hand
+    return folder
+
+
+def last_fields(out: str) -> dict[str, float]:
+    return {k: float(v) for k, v in (kv.split("=") for kv in out.strip().splitlines()[-1].split())}
+
+
+def test_answers_and_files(trained_run: Path, photos: Path, tmp_path: Path) -> None:
+    code, out, err = run_main(evaluate, "--model", str(trained_run / "model.pt"), "--photos", str(photos), "--quiet",
+                              "--out", str(tmp_path / "eval"))
+    assert code == 0, err
+    assert "skipped 2 file(s) of label 'rock'" in out
+    fields = last_fields(out)
+    assert set(fields) == {"accuracy", "n", "no_hand", "none_precision", "none_recall", "false_positive_rate"}
+    table = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    found = table[table["predicted"] != "no_hand"]
+    assert len(found) == fields["n"] and (table["predicted"] == "no_hand").sum() == fields["no_hand"]
+    assert fields["accuracy"] == pytest.approx((found["true"] == found["predicted"]).mean(), abs=1e-4)
+    assert set(found["true"]) == {"one", "five", "none"}
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 0
-    assert len(pd.read_csv(tmp_path / "eval" / "predictions.csv")) == int(fields["n"])
+
+
+def test_threshold_one_answers_every_hand_none(trained_run: Path, photos: Path, tmp_path: Path) -> None:
+    """No answer reaches a confidence of 1: every hand is answered none, so the scores follow from the counts."""
+    code, out, err = run_main(evaluate, "--model", str(trained_run / "model.pt"), "--photos", str(photos), "--quiet",
+                              "--threshold", "1", "--out", str(tmp_path / "eval"))
+    assert code == 0, err
+    fields = last_fields(out)
+    table = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    found = table[table["predicted"] != "no_hand"]
+    share = (found["true"] == "none").mean()
+    assert (found["predicted"] == "none").all()
+    assert fields["accuracy"] == pytest.approx(share, abs=1e-4) and fields["none_recall"] == 1.0
+    assert fields["none_precision"] == pytest.approx(share, abs=1e-4) and fields["false_positive_rate"] == 0.0
+
+
+def test_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    code, _, err = run_main(evaluate, "--photos", str(tmp_path / "nowhere"), "--quiet")
+    assert code == 2 and "nowhere" in error_line(err)

@@ -1,72 +1,87 @@
-"""``python -m pipeline.train``: the last line, and bad inputs as one line."""
+"""``python -m pipeline.train``: the last line, several datasets at once, and bad inputs as one line."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-
+import pipeline.evaluate as evaluate
+import pipeline.train as train
+from helpers import REPO, error_line, run_main
+from pipeline.lenet.checkpoint import read_checkpoint
 
 FINGERS = REPO / "data" / "fingers"
+EPSRC = REPO / "data" / "epsrc"
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO, timeout=600)
-
-
-
-
-
-
-def test_train_cli_prints_the_test_accuracy_last(tmp_path: Path) -> None:
+def test_the_last_line_is_the_test_accuracy_and_a_run_is_never_overwritten(tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    proc = run_cli("pipeline.train", "--data", str(FINGERS), "--out", str(out), "--epochs", "2", "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("test_accuracy=") and 0 <= float(last.split("=")[1]) <= 1
-    again = run_cli("pipeline.train", "--data", str(FINGERS), "--out", str(out), "--epochs", "2", "--quiet")
-    assert again.returncode == 2 and again.stderr.startswith("error:") and "never overwritten" in again.stderr
+    code, stdout, err = run_main(train, "--data", str(FINGERS), "--out", str(out), "--epochs", "2", "--quiet")
+    assert code == 0, err
+    last = stdout.strip().splitlines()[-1]
+    ckpt = read_checkpoint(out / "model.pt")
+    assert last == f"test_accuracy={ckpt['metrics']['test_accuracy']:.4f}"
+    code, _, err = run_main(train, "--data", str(FINGERS), "--out", str(out), "--epochs", "2", "--quiet")
+    assert code == 2 and "never overwritten" in error_line(err)
 
 
-def _error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
-    return lines[0]
+def test_several_datasets_train_one_model_and_the_checkpoint_names_them(tmp_path: Path) -> None:
+    out = tmp_path / "two"
+    code, _, err = run_main(train, "--data", str(FINGERS), "--data", str(EPSRC), "--out", str(out), "--epochs", "1", "--quiet")
+    assert code == 0, err
+    data = read_checkpoint(out / "model.pt")["data"]
+    assert data["spec"]["paths"] == [str(FINGERS.resolve()), str(EPSRC.resolve())]
+    groups = [g for part in data["split_groups"].values() for g in part]
+    assert {g.split("/")[0] for g in groups} == {"fingers", "epsrc"}  # two datasets' sessions never merge
 
 
-def test_bad_inputs_give_one_clear_line(tmp_path: Path, trained_run: Path) -> None:
-    assert "no such" in _error_line(run_cli("pipeline.train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")))\
-        or "not a dataset" in _error_line(run_cli("pipeline.train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")))
-    # A dataset with one class only.
+def one_class(tmp_path: Path) -> Path:
     one = tmp_path / "one"
-    shutil.copytree(FINGERS, one, ignore=shutil.ignore_patterns(".cache"))
+    shutil.copytree(FINGERS, one, ignore=shutil.ignore_patterns(".cache", ".lock"))
     index = pd.read_csv(one / "index.csv", dtype=str)
     index[index["label"] == "fist"].to_csv(one / "index.csv", index=False)
-    assert "only one class" in _error_line(run_cli("pipeline.train", "--data", str(one), "--out", str(tmp_path / "o1"), "--quiet"))
-    # An empty dataset.
-    index.iloc[:0].to_csv(one / "index.csv", index=False)
-    assert "empty" in _error_line(run_cli("pipeline.train", "--data", str(one), "--out", str(tmp_path / "o2"), "--quiet"))
-    # A listed crop whose file is missing.
+    return one
+
+
+def missing_crop(tmp_path: Path) -> Path:
     gone = tmp_path / "gone"
-    shutil.copytree(FINGERS, gone, ignore=shutil.ignore_patterns(".cache"))
+    shutil.copytree(FINGERS, gone, ignore=shutil.ignore_patterns(".cache", ".lock"))
     next((gone / "crops" / "two").glob("*.png")).unlink()
-    assert "missing" in _error_line(run_cli("pipeline.train", "--data", str(gone), "--out", str(tmp_path / "o3"), "--quiet"))
-    # Checkpoints: not one at all, and one whose weights do not fit its model.
-    junk = tmp_path / "junk.pt"
-    junk.write_bytes(b"not a checkpoint")
-    assert "not a checkpoint" in _error_line(run_cli("pipeline.evaluate", "--model", str(junk), str(tmp_path)))
+    return gone
+
+
+@pytest.mark.parametrize("args, message", [
+    (lambda t: ["--data", str(t / "nope")], "no such folder (--data)"),
+    (lambda t: ["--data", str(one_class(t))], "only one class"),
+    (lambda t: ["--data", str(missing_crop(t))], "missing or unreadable crop"),
+    (lambda t: ["--data", str(FINGERS), "--lr", "-1"], "argument --lr: must be at least 0, got -1"),
+    (lambda t: ["--data", str(FINGERS), "--lr", "0"], "argument --lr: must be above 0, got 0"),
+    (lambda t: ["--data", str(FINGERS), "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+    (lambda t: ["--data", str(FINGERS), "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+    (lambda t: ["--data", str(FINGERS), "--ensemble", "x"], "argument --ensemble: 'x' is not an integer"),
+    (lambda t: [], "no data given"),
+])
+def test_bad_inputs_give_one_clear_line(tmp_path: Path, args, message) -> None:
+    code, out, err = run_main(train, *args(tmp_path), "--out", str(tmp_path / "o"), "--quiet")
+    assert code == 2 and message in error_line(err) and "Traceback" not in err
+    assert not (tmp_path / "o" / "model.pt").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["model_config"].update(channels=[8, 16]), "do not fit"),
+    (lambda c: c["crop_settings"].update(warp_mode="fancy"), "unknown crop setting"),
+    (lambda c: c.pop("members"), "not a checkpoint of this package"),
+])
+def test_a_damaged_checkpoint_is_one_line(trained_run: Path, tmp_path: Path, change, message) -> None:
     ckpt = torch.load(trained_run / "model.pt", weights_only=True)
-    ckpt["model_config"]["channels"] = [8, 16]
-    torch.save(ckpt, tmp_path / "wrong.pt")
-    assert "do not fit" in _error_line(run_cli("pipeline.evaluate", "--model", str(tmp_path / "wrong.pt"), str(tmp_path)))
-    ckpt = torch.load(trained_run / "model.pt", weights_only=True)
-    ckpt["crop_settings"]["warp_mode"] = "fancy"
-    torch.save(ckpt, tmp_path / "newer.pt")
-    assert "unknown crop setting" in _error_line(run_cli("pipeline.evaluate", "--model", str(tmp_path / "newer.pt"), str(tmp_path)))
+    change(ckpt)
+    torch.save(ckpt, tmp_path / "bad.pt")
+    code, _, err = run_main(evaluate, "--model", str(tmp_path / "bad.pt"), "--photos", str(tmp_path))
+    assert code == 2 and message in error_line(err)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    code, _, err = run_main(evaluate, "--model", str(tmp_path / "junk.pt"), "--photos", str(tmp_path))
+    assert code == 2 and "not a checkpoint" in error_line(err)

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from helpers import index_rows, link
 from pipeline.data.folder_import import import_folder
-from pipeline.data.store import INDEX, DatasetWriter, read_rows
+from pipeline.data.store import DatasetWriter
 from pipeline.preprocess.crops import CropSettings
-
-
-def link(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        target.symlink_to(source)
-    except OSError:  # no symlinks here (Windows without rights): copy
-        target.write_bytes(source.read_bytes())
-
-
-def index_rows(root: Path) -> list[dict]:
-    return read_rows(root / INDEX)
 
 
 def test_interrupt_between_two_hands_of_a_photo_is_completed(two_palms, open_palm, tmp_path):

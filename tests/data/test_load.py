@@ -6,12 +6,12 @@ import dataclasses
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.data.load import load_dataset
+from helpers import REPO, add_sample, fill_dataset
+from pipeline.data.load import affines_of, load_dataset
 from pipeline.data.store import DatasetWriter
 from pipeline.errors import UserError
 from pipeline.preprocess.crops import CropSettings, crop_hand
@@ -19,36 +19,17 @@ from pipeline.preprocess.crops import CropSettings, crop_hand
 SETTINGS = CropSettings()
 
 
-REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def samples(open_palm, two_palms, left_palm):
-    """Four real hands from three photos: (photo, hand index, hand, crop)."""
-    out = []
-    for photo in (open_palm, two_palms, left_palm):
-        for i, hand in enumerate(photo.hands):
-            out.append((photo, i, hand, crop_hand(photo.image, hand, SETTINGS)))
-    assert len(out) == 4
-    return out
 
 
-def _add(writer, sample, label="five", group="g1", source=None, frame=0):
-    photo, i, hand, crop = sample
-    return writer.add(crop, hand, label, group, source or photo.path.name, frame, 40 * frame, i, photo.size)
 
 
-def _fill(root: Path, samples, n_groups: int = 3) -> DatasetWriter:
-    """Twelve rows: the four hands under labels five/palm, spread over ``n_groups`` groups."""
-    writer = DatasetWriter(root, SETTINGS)
-    for k in range(12):
-        _add(writer, samples[k % 4], label=("five", "palm")[k % 2], group=f"s{k % n_groups}", source=f"f{k}.jpg")
-    return writer
 
 
 def test_load_dataset_gives_uint8_crops_labels_groups_and_is_cached(tmp_path, samples):
     root = tmp_path / "ds"
-    _fill(root, samples).close()
+    fill_dataset(root, samples).close()
     data = load_dataset(root)
     assert data.images.dtype.is_floating_point is False and str(data.images.dtype) == "torch.uint8"
     assert tuple(data.images.shape) == (12, 1, 28, 28)
@@ -64,7 +45,7 @@ def test_load_dataset_gives_uint8_crops_labels_groups_and_is_cached(tmp_path, sa
     os.rename(root / "crops-away", root / "crops")
     # One more row changes the index: the next load sees it.
     with DatasetWriter(root, SETTINGS) as writer:
-        _add(writer, samples[0], label="fist", source="new.jpg")
+        add_sample(writer, samples[0], label="fist", source="new.jpg")
     more = load_dataset(root)
     assert more is not data and len(more) == 13 and more.label_names == ["five", "palm", "fist"]
     sub = more.subset([12, 0])
@@ -73,7 +54,7 @@ def test_load_dataset_gives_uint8_crops_labels_groups_and_is_cached(tmp_path, sa
 
 def test_disk_cache_is_found_by_another_process(tmp_path, samples):
     root = tmp_path / "ds"
-    _fill(root, samples).close()
+    fill_dataset(root, samples).close()
     data = load_dataset(root)
     assert len(list((root / ".cache").glob("*.npy"))) == 1
     # Without the crop images only the disk cache can serve the load. Another process has another
@@ -90,7 +71,7 @@ def test_disk_cache_is_found_by_another_process(tmp_path, samples):
 
 def test_load_with_another_mask_renders_from_the_large_crops(tmp_path, samples):
     root = tmp_path / "ds"
-    _fill(root, samples).close()
+    fill_dataset(root, samples).close()
     stored = load_dataset(root)
     for other in (dataclasses.replace(SETTINGS, mask="hull"), dataclasses.replace(SETTINGS, mask="none"),
                   dataclasses.replace(SETTINGS, size=14)):
@@ -103,13 +84,13 @@ def test_load_with_another_mask_renders_from_the_large_crops(tmp_path, samples):
             assert np.abs(data.images[k, 0].numpy().astype(int) - direct.image).max() <= 1
         if other.size == SETTINGS.size:
             assert (data.images != stored.images).sum() > 12 * 20
-    with pytest.raises(UserError, match="Re-import"):
+    with pytest.raises(UserError, match="rotate=True.*import the photos again"):
         load_dataset(root, dataclasses.replace(SETTINGS, rotate=False))
 
 
 def test_load_refuses_missing_images_and_non_datasets(tmp_path, samples):
     root = tmp_path / "ds"
-    _fill(root, samples).close()
+    fill_dataset(root, samples).close()
     (root / "crops" / "palm" / "000003.png").unlink()
     with pytest.raises(UserError, match="000003.png"):
         load_dataset(root)
@@ -119,3 +100,34 @@ def test_load_refuses_missing_images_and_non_datasets(tmp_path, samples):
     DatasetWriter(empty, SETTINGS).close()
     with pytest.raises(UserError, match="empty"):
         load_dataset(empty)
+
+
+def test_a_dataset_of_the_old_mirror_rule_is_re_rendered_to_the_new_one(tmp_path, open_palm, two_palms, left_palm):
+    """Made mirrored by handedness (crop version 1's rule), loaded with chirality: the crops and affines equal
+    cropping the photos with chirality, also for hands seen from the back, where the two rules disagree."""
+    from pipeline.data.store import Origin
+    from pipeline.preprocess.hands import Hand
+
+    old = dataclasses.replace(SETTINGS, mirror="handedness")
+    hands = []
+    for photo in (open_palm, two_palms, left_palm):
+        for hand in photo.hands:
+            hands.append((photo.image, hand))
+            back = photo.image[:, ::-1].copy()  # the same hand's back: a mirror image, handedness unchanged
+            marks = hand.landmarks.copy()
+            marks[:, 0] = photo.image.shape[1] - marks[:, 0]
+            hands.append((back, Hand(marks, hand.world, hand.handedness, hand.score)))
+    root = tmp_path / "old"
+    with DatasetWriter(root, old) as writer:
+        for k, (image, hand) in enumerate(hands):
+            writer.add(crop_hand(image, hand, old), hand, "five", f"g{k % 3}", Origin(f"p{k}.jpg"))
+    data = load_dataset(root, SETTINGS)
+    assert data.settings == SETTINGS
+    flipped = 0
+    for k, (image, hand) in enumerate(hands):
+        direct = crop_hand(image, hand, SETTINGS)
+        assert np.abs(data.images[k, 0].numpy().astype(int) - direct.image).max() <= 1
+        np.testing.assert_allclose(affines_of(data.index)[k], direct.affine, atol=1e-6)
+        assert data.index["mirrored"][k] == int(direct.mirrored)
+        flipped += crop_hand(image, hand, old).mirrored != direct.mirrored
+    assert flipped == len(hands) // 2  # every back, and no palm, changed sides

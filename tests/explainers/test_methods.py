@@ -223,7 +223,7 @@ def test_no_side_effects_when_a_call_raises(sanity_models) -> None:
     model = copy.deepcopy(sanity_models["true"]).train()
     modes, hooks, requires = [m.training for m in model.modules()], hook_counts(model), [p.requires_grad for p in model.parameters()]
     x = sanity_models["x"][:4]
-    for name, explainer in explainers_of(model).items():
+    for explainer in explainers_of(model).values():
         with pytest.raises(RuntimeError):
             explainer(torch.rand(2, 3, 28, 28))  # raises inside the forward, with the hook in place
         assert_untouched(model, modes, hooks, requires)

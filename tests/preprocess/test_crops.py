@@ -8,12 +8,14 @@ import json
 import numpy as np
 import pytest
 
+from helpers import REPO
 from pipeline.errors import UserError
 from pipeline.preprocess.crops import (
     CROP_VERSION,
     CropSettings,
     crop_hand,
     invert_affine,
+    looks_left,
     rerender,
     transform_points,
 )
@@ -70,7 +72,8 @@ def test_crop_square_and_landmarks_follow_the_settings(all_hands, settings):
         s = settings.size
         assert crop.image.shape == (s, s) and crop.image.dtype == np.uint8
         assert crop.large.shape == (settings.render_size,) * 2
-        assert crop.mirrored == (hand.handedness == "Left")
+        # Palms to the camera: the landmarks' turn and MediaPipe's handedness agree on which to mirror.
+        assert crop.mirrored == looks_left(hand.landmarks) == (hand.handedness == "Left")
         # The inverse affine takes the crop's corners onto the square computed from the landmarks.
         expected = _expected_square(hand, settings, crop.mirrored)
         scale = np.linalg.norm(expected[1] - expected[0])
@@ -156,30 +159,71 @@ def _mirror_photo(image: np.ndarray, hand: Hand) -> tuple[np.ndarray, Hand]:
     return np.ascontiguousarray(image[:, ::-1]), Hand(marks, hand.world, other, hand.score)
 
 
-@pytest.mark.parametrize("settings", [DEFAULT, dataclasses.replace(DEFAULT, rotate=False, mask="hull")],
-                         ids=["rotate-bones", "upright-hull"])
-def test_mirrored_left_hand_equals_right_hand_crop_of_mirrored_photo(all_hands, settings):
-    lefts = [(p, h) for p, h in all_hands if h.handedness == "Left"]
-    assert len(lefts) == 2
-    for photo, hand in lefts:
+def _back_of(image: np.ndarray, hand: Hand) -> tuple[np.ndarray, Hand]:
+    """The same hand turned to show its back: the photo's mirror image, MediaPipe's handedness unchanged
+    (handedness is anatomical: a right hand stays right whichever side faces the camera)."""
+    width = image.shape[1]
+    marks = hand.landmarks.copy()
+    marks[:, 0] = width - marks[:, 0]
+    return np.ascontiguousarray(image[:, ::-1]), Hand(marks, hand.world, hand.handedness, hand.score)
+
+
+def _same_affine(a: np.ndarray, b: np.ndarray, width: int) -> float:
+    """How far ``a`` (on a mirrored frame) is from ``b`` (on the frame): A_a(mirror(p)) vs A_b(p)."""
+    flip = np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    return float(np.abs(a @ flip - b).max() / np.abs(b).max())
+
+
+@pytest.mark.parametrize("settings", [DEFAULT, dataclasses.replace(DEFAULT, mirror="handedness"),
+                                      dataclasses.replace(DEFAULT, rotate=False, mask="hull")],
+                         ids=["chirality", "handedness", "upright-hull"])
+def test_mirroring_the_whole_frame_leaves_the_crop_unchanged(all_hands, settings):
+    """A mirrored frame (a selfie view): every hand looks the other way and MediaPipe names it the other hand."""
+    for photo, hand in all_hands:
         crop = crop_hand(photo.image, hand, settings)
-        image, right = _mirror_photo(photo.image, hand)
-        assert right.handedness == "Right"
-        other = crop_hand(image, right, settings)
-        assert crop.mirrored and not other.mirrored
+        image, other_hand = _mirror_photo(photo.image, hand)
+        other = crop_hand(image, other_hand, settings)
+        assert crop.mirrored != other.mirrored
         assert np.abs(crop.image.astype(int) - other.image).max() <= 1
         assert np.abs(crop.large.astype(int) - other.large).max() <= 1
-        # The affines agree: A_left(p) == A_right(mirror(p)) for every frame point p.
-        width = photo.image.shape[1]
-        flip = np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-        assert np.abs(other.affine @ flip - crop.affine).max() < 1e-9 * np.abs(crop.affine).max()
+        assert _same_affine(other.affine, crop.affine, photo.image.shape[1]) < 1e-6  # float32 landmarks
+
+
+def test_a_back_of_hand_crop_equals_the_palm_crop_of_the_same_hand(all_hands):
+    """Chirality: the back of a hand is cropped as its palm is, thumb on the same side. Handedness mirrors
+    the back of a hand into the mirror image of its palm crop: the thumb changes sides."""
+    by_handedness = dataclasses.replace(DEFAULT, mirror="handedness")
+    for photo, hand in all_hands:
+        palm = crop_hand(photo.image, hand, DEFAULT)
+        image, back_hand = _back_of(photo.image, hand)
+        back = crop_hand(image, back_hand, DEFAULT)
+        assert back.mirrored != palm.mirrored
+        assert np.abs(back.image.astype(int) - palm.image).max() <= 1
+        assert _same_affine(back.affine, palm.affine, photo.image.shape[1]) < 1e-6
+        palm_h, back_h = crop_hand(photo.image, hand, by_handedness), crop_hand(image, back_hand, by_handedness)
+        assert np.abs(back_h.image.astype(int) - palm_h.image[:, ::-1]).max() <= 1
+        assert np.abs(back_h.image.astype(int) - palm_h.image).mean() > 10
+
+
+def test_the_landmarks_turn_agrees_with_handedness_on_palms_and_not_on_backs(fingers):
+    """On the finger photos (palms to the camera) the two rules agree; on the green-screen photos, hands
+    seen from the back, they disagree: there handedness would mirror the wrong hands."""
+    from pipeline.data.load import landmarks_of, load_dataset
+
+    def agreement(data) -> float:
+        marks = landmarks_of(data.index)
+        turn = np.array([looks_left(m) for m in marks])
+        return float((turn == (data.index["handedness"].to_numpy() == "Left")).mean())
+
+    assert agreement(fingers) >= 0.97
+    assert agreement(load_dataset(REPO / "data" / "rps_green")) <= 0.2
 
 
 def test_without_mirror_a_left_hand_crop_is_the_mirror_image(left_palm):
     (hand,) = left_palm.hands
     mirrored = crop_hand(left_palm.image, hand, DEFAULT)
-    plain = crop_hand(left_palm.image, hand, dataclasses.replace(DEFAULT, mirror_left=False))
-    assert not plain.mirrored
+    plain = crop_hand(left_palm.image, hand, dataclasses.replace(DEFAULT, mirror="none"))
+    assert mirrored.mirrored and not plain.mirrored
     assert np.abs(plain.image.astype(int) - mirrored.image).mean() > 10
     assert np.abs(plain.image[:, ::-1].astype(int) - mirrored.image).max() <= 1
 
@@ -236,6 +280,12 @@ def test_settings_json_round_trip_and_refusals():
         CropSettings(margin=-0.1)
     with pytest.raises(UserError):
         CropSettings.from_dict({**values, "size": "28"})  # wrong type from a hand-edited file
+    with pytest.raises(UserError, match="'sideways'"):
+        CropSettings(mirror="sideways")
+    # Version 1 (datasets and checkpoints before the mirror rule): mirror_left meant "by handedness".
+    old = {k: v for k, v in values.items() if k != "mirror"} | {"version": 1}
+    assert CropSettings.from_dict({**old, "mirror_left": True}) == dataclasses.replace(DEFAULT, mirror="handedness")
+    assert CropSettings.from_dict({**old, "mirror_left": False}) == dataclasses.replace(DEFAULT, mirror="none")
 
 
 def test_rerender_from_the_large_crop(all_hands):

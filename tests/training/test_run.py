@@ -90,10 +90,24 @@ def test_ensemble_checkpoint_holds_every_member(small, tmp_path: Path) -> None:
     # Its answer is the mean of its members' log-probabilities, each member as trained (seeds 0 and 1).
     members = [load_model_member(ckpt, k) for k in range(2)]
     expected = torch.stack([predict_logits(m, small.images[:32]).log_softmax(1) for m in members]).mean(0)
+    expected = expected / ckpt["temperature"]  # calibrated as a whole, on validation
     torch.testing.assert_close(predict_logits(ensemble, small.images[:32]), expected, rtol=0, atol=1e-6)
     assert not torch.equal(members[0].layer("fc3").weight, members[1].layer("fc3").weight)
 
 
 def load_model_member(ckpt: dict, k: int):
     """Member ``k`` of an ensemble checkpoint, as a model of its own."""
-    return build_from_checkpoint({**ckpt, "members": [ckpt["members"][k]]})
+    return build_from_checkpoint({**ckpt, "members": [ckpt["members"][k]], "temperature": 1.0})  # as trained
+
+
+def test_the_run_is_calibrated_on_validation_and_reports_it(trained_run: Path, fingers) -> None:
+    ckpt = read_checkpoint(trained_run / "model.pt")
+    temperature = ckpt["temperature"]
+    assert 0.05 < temperature < 20 and temperature != 1.0
+    assert ckpt["metrics"]["temperature"] == temperature
+    assert ckpt["metrics"]["test_ece"] <= ckpt["metrics"]["test_ece_raw"] + 0.02
+    served = load_model(trained_run / "model.pt").network
+    raw = build_from_checkpoint({**ckpt, "temperature": 1.0})
+    x = fingers.images[:32]
+    torch.testing.assert_close(predict_logits(served, x), predict_logits(raw, x) / temperature, rtol=1e-5, atol=1e-5)
+    assert (trained_run / "reliability.png").read_bytes()[:4] == b"\x89PNG"

@@ -215,9 +215,9 @@ def test_window_mode_without_a_screen_is_a_user_error(tmp_path, monkeypatch):
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
-    with DatasetWriter(tmp_path / "data", CropSettings(), ["a"]) as writer:
-        with pytest.raises(UserError, match="--headless"):
-            record_live("does-not-matter.mp4", writer, ["a"], "g", None, 1, 3, 0.0, headless=False)
+    with pytest.raises(UserError, match="--headless"):
+        record_live("does-not-matter.mp4", tmp_path / "data", CropSettings(), ["a"], "g", None, 1, 3, 0.0, headless=False)
+    assert not (tmp_path / "data").exists()
 
 
 def test_headless_records_every_stride_th_frame(video, tmp_path, capsys):

@@ -1,0 +1,153 @@
+"""How well does a gesture model do on people it never saw? Leave one source out.
+
+The proxy for other people's photos: every dataset under ``data/`` is one source (its own people,
+rooms, camera and way of making the counts). For each source in turn, train on all the others
+(validation: groups of the training sources; nothing is chosen on the held-out source), then test
+on the held-out source's crops, which MediaPipe and the crop stage made from its photos. Reported
+per source: accuracy of the CNN and of the landmark-MLP baseline (the popular MediaPipe-gesture
+style, on the same splits), the hands seen from the back (where MediaPipe's anatomical handedness
+and the landmarks' apparent turn disagree), and ``none`` precision and recall at the demo's
+threshold. With ``--turned N``, up to N photos of each held-out source also go through the whole
+path again, as they are and turned 90 and 180 degrees.
+
+    python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--turned 60] [--no-mlp]
+
+Last line: ``cnn_mean=... mlp_mean=... cnn_pooled=... back_of_hand=... none_precision=... none_recall=...
+false_positive_rate=... upright=... turned90=... turned180=... folds=...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
+
+from pipeline.data.load import Dataset, concat_datasets, landmarks_of, load_dataset  # noqa: E402
+from pipeline.labels import NONE_LABEL  # noqa: E402
+from pipeline.lenet.checkpoint import load_model  # noqa: E402
+from pipeline.lenet.model import predict_logits  # noqa: E402
+from pipeline.preprocess.crops import MIRRORS, looks_left  # noqa: E402
+from pipeline.training.calibration import answers, none_scores  # noqa: E402
+from pipeline.training.evaluation import evaluate_folder  # noqa: E402
+from pipeline.training.loop import TrainConfig  # noqa: E402
+from pipeline.training.run import THRESHOLD, Split, make_split, train_run  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+SOURCES = ("fingers", "sign_digits", "homes", "rps_green", "asl_letters", "epsrc", "gestures")
+
+
+def photo_of(source: str, relative: str) -> Path:
+    """The photo a dataset row came from (the folders data/make_datasets.sh imports)."""
+    if source == "fingers":
+        return SHARED / "fingers" / relative
+    if source == "gestures":  # a linked tree: LABEL/gestures/... (images/gestures), LABEL/images/..., LABEL/videos/...
+        rest = relative.split("/")[1:]
+        return SHARED / ("images" if rest[0] == "gestures" else "") / "/".join(rest)
+    return SHARED / "hands_many" / source / relative
+
+
+def back_of_hand(data: Dataset) -> np.ndarray:
+    """(N,) bool: hands whose apparent turn contradicts MediaPipe's (anatomical) handedness: backs of hands."""
+    turn = np.array([looks_left(m) for m in landmarks_of(data.index)])
+    return turn != (data.index["handedness"].to_numpy() == "Left")
+
+
+def turned_folders(test: Dataset, out: Path, limit: int, seed: int) -> dict[str, Path]:
+    """Up to ``limit`` photos of the test source, as they are and turned 90 and 180 degrees, in LABEL/ folders."""
+    rows = test.index.drop_duplicates("source")
+    rows = rows[[Path(s).suffix.lower() in {".jpg", ".jpeg", ".png"} for s in rows["source"]]]
+    pick = rows.sample(min(limit, len(rows)), random_state=seed) if len(rows) else rows
+    folders = {}
+    for name, code in (("upright", None), ("turned90", cv2.ROTATE_90_CLOCKWISE), ("turned180", cv2.ROTATE_180)):
+        folder = out / name
+        for k, (source, label) in enumerate(zip(pick["source"], pick["label"])):
+            image = cv2.imread(str(photo_of(test.root.name, source)))
+            if image is None:
+                continue
+            image = image if code is None else cv2.rotate(image, code)
+            (folder / label).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / label / f"{k:04d}.png"), image)
+        folders[name] = folder
+    return folders
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", nargs="+", default=[str(ROOT / "data" / s) for s in SOURCES], metavar="DIR",
+                        help="the sources (dataset folders); each is held out once")
+    parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--turned", type=int, default=0, metavar="N", help="photos per source through the whole path, turned")
+    parser.add_argument("--no-mlp", action="store_true", help="skip the landmark-MLP baseline")
+    parser.add_argument("--mirror", choices=MIRRORS, help="re-render every source with this mirror rule (default: as made)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    parts = [load_dataset(d) for d in args.data]
+    if args.mirror:
+        parts = [load_dataset(d, replace(p.settings, mirror=args.mirror)) for d, p in zip(args.data, parts)]
+    labels = list(dict.fromkeys(n for p in parts for n in p.label_names))
+    labels = [n for n in labels if n != NONE_LABEL] + ([NONE_LABEL] if NONE_LABEL in labels else [])
+    config = replace(TrainConfig(), epochs=args.epochs, seed=args.seed)
+    rows, shown_all, truth_all, turned = [], [], [], {"upright": [], "turned90": [], "turned180": []}
+    for k, held in enumerate(parts):
+        name = held.root.name
+        train = concat_datasets([p for j, p in enumerate(parts) if j != k], labels)
+        test = concat_datasets([held], labels)
+        # The held-out source is the test set: the run's own split keeps no test part.
+        split = make_split(train, seed=args.seed)
+        split = Split(np.sort(np.concatenate([split.train, split.test])), split.val, split.test[:0])
+        with tempfile.TemporaryDirectory() as tmp:
+            train_run(train, args.model, Path(tmp) / "run", config, split=split, progress=False, log=lambda *_: None)
+            model = load_model(Path(tmp) / "run" / "model.pt")
+            probs = predict_logits(model.network, test.images).softmax(1).numpy()
+            if args.turned:
+                folders = turned_folders(test, Path(tmp) / "turned", args.turned, args.seed)
+                for key, folder in folders.items():
+                    if any(folder.iterdir()):
+                        result = evaluate_folder(model, folder, progress=False)
+                        turned[key].append((result.true == result.predicted).sum() / max(len(result.true), 1))
+        truth = test.labels.numpy()
+        shown = answers(probs, labels, THRESHOLD)
+        back = back_of_hand(test)
+        row = {"source": name, "n": len(test), "cnn": float((probs.argmax(1) == truth).mean()),
+               "shown": float((shown == truth).mean()), "back_n": int(back.sum()),
+               "back": float((probs.argmax(1) == truth)[back].mean()) if back.any() else float("nan"),
+               **none_scores(shown, truth, labels)}
+        if not args.no_mlp:
+            from pipeline.training.landmark_mlp import LANDMARK_CONFIG, predict_landmark_mlp, train_landmark_mlp
+
+            mlp, _ = train_landmark_mlp(train, split, replace(LANDMARK_CONFIG, seed=args.seed))  # its own recipe
+            row["mlp"] = float((predict_landmark_mlp(mlp, test, np.arange(len(test))).argmax(1).numpy() == truth).mean())
+        rows.append(row)
+        shown_all.append(shown)
+        truth_all.append(truth)
+        print(f"held out {name}: " + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                                              if k != "source"), flush=True)
+    import pandas as pd
+
+    table = pd.DataFrame(rows).set_index("source")
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    pooled_shown, pooled_truth = np.concatenate(shown_all), np.concatenate(truth_all)
+    none = none_scores(pooled_shown, pooled_truth, labels)
+    backs = table["back"].to_numpy() * table["back_n"].to_numpy()
+    summary = {"cnn_mean": table["cnn"].mean(), "mlp_mean": table["mlp"].mean() if "mlp" in table else float("nan"),
+               "cnn_pooled": float((pooled_shown == pooled_truth).mean()),
+               "back_of_hand": float(np.nansum(backs) / table["back_n"].sum()), **none,
+               **{key: float(np.mean(v)) if v else float("nan") for key, v in turned.items()}, "folds": len(rows)}
+    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Label reviews: read with one clear line per fault, and applied by an import to photos and video frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import index_rows, link
+from pipeline.data.folder_import import ImportOptions, import_folder
+from pipeline.data.review import Review
+from pipeline.data.store import DatasetWriter
+from pipeline.errors import UserError
+from pipeline.preprocess.crops import CropSettings
+
+
+def write(path: Path, *lines: str) -> Path:
+    path.write_text("# reviewed by eye\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def test_a_review_relabels_drops_and_names_frames(tmp_path):
+    review = Review.read(write(tmp_path / "r.tsv", "file\tlabel\tnote", "five/a.jpg\tthree\tthumb out",
+                               "five/b.jpg\tdrop\tdark", "none/clip.mp4#0-55\tfist\tbefore", "none/clip.mp4#56-62\tdrop\t"))
+    assert review.whole_file_label("five/a.jpg", "five") == "three"
+    assert review.whole_file_label("five/b.jpg", "five") is None
+    assert review.whole_file_label("five/c.jpg", "five") == "five"  # not named: the folder's label
+    assert [review.label("none/clip.mp4", f, "none") for f in (0, 55, 56, 62, 63)] == ["fist", "fist", None, None, "none"]
+    assert review.counts() == {"three": 1, "drop": 2, "fist": 1}
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["five/a.jpg\tthree"], "header"),
+    (["file\tlabel", "five/a.jpg"], "line 3"),
+    (["file\tlabel", "five/a.jpg\ta/b"], "bad label name"),
+    (["file\tlabel", "clip.mp4#9-3\tfist"], "backwards"),
+])
+def test_a_malformed_review_is_one_line_naming_the_file_and_line(tmp_path, lines, message):
+    path = write(tmp_path / "r.tsv", *lines)
+    with pytest.raises(UserError, match=message) as info:
+        Review.read(path)
+    assert str(path) in str(info.value)
+
+
+def test_an_import_applies_the_review_and_refuses_one_about_other_files(fingers_dir, tmp_path):
+    photos = sorted((fingers_dir / "5").glob("996_pic*.jpg"))[:3]
+    for photo in photos:
+        link(photo, tmp_path / "src" / "five" / photo.name)
+    a, b, c = (f"five/{p.name}" for p in photos)
+    review = Review.read(write(tmp_path / "r.tsv", "file\tlabel\tnote", f"{a}\tnone\tnot a five", f"{b}\tdrop\tblurred"))
+    with DatasetWriter(tmp_path / "ds", CropSettings()) as writer:
+        summary = import_folder(tmp_path / "src", writer, ImportOptions(review=review), progress=False)
+    rows = index_rows(tmp_path / "ds")
+    assert {(r["source"], r["label"]) for r in rows} == {(a, "none"), (c, "five")}  # every hand of a photo
+    assert summary.rows["drop"]["dropped"] == 1 and summary.total("saved") == len(rows) >= 2
+    other = Review.read(write(tmp_path / "o.tsv", "file\tlabel", "five/elsewhere.jpg\tnone"))
+    with DatasetWriter(tmp_path / "ds2", CropSettings()) as writer, pytest.raises(UserError, match="elsewhere.jpg"):
+        import_folder(tmp_path / "src", writer, ImportOptions(review=other), progress=False)
+    assert index_rows(tmp_path / "ds2") == []
