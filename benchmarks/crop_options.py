@@ -31,7 +31,7 @@ from pipeline.training.loop import TrainConfig, accuracy, predict_logits, train_
 
 BASE = CropSettings()
 SETTINGS = {
-    "plain": replace(BASE, rotate=False, mirror_left=False, mask="none"),
+    "plain": replace(BASE, rotate=False, mirror="none", mask="none"),
     "aligned": replace(BASE, mask="none"),
     "hull": replace(BASE, mask="hull"),
     "bones": replace(BASE, mask="bones"),

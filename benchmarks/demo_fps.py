@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 from import_speed import cpu_seconds, machine_busy_seconds  # noqa: E402  (this folder)
 
-from pipeline.lenet.checkpoint import load_model, require_hand_model  # noqa: E402
+from pipeline.lenet.checkpoint import load_model  # noqa: E402
 from pipeline.live.compute import LivePipeline, tune_torch_for_live
 from pipeline.live.timing import STAGES  # noqa: E402
 from pipeline.preprocess.detector_process import DetectorProcess, detect_each  # noqa: E402
@@ -118,7 +118,7 @@ def demo(frames: list[Frame], live: LivePipeline, hand_model: str | None, in_pro
     with opened:
         detected = opened if in_process else detect_each(frames, opened)
         start = time.perf_counter()
-        summary, times, _ = run_session(detected, live, ViewState())
+        summary, times, _ = run_session(detected, live, ViewState(live.default_layer))
         seconds = time.perf_counter() - start
     assert summary.frames == len(frames)
     return len(frames) / seconds, times.mean_ms(), summary.hand_frames
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--video", required=True, help="a video file")
     parser.add_argument("--width", type=int, default=640, help="resize wider frames to this width (default: 640)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default: 5)")
-    parser.add_argument("--model", default=None, help="checkpoint (default: models/fingers.pt)")
+    parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     parser.add_argument("--hand-model", default=None, help="MediaPipe hand_landmarker.task")
     parser.add_argument("--quiet", type=float, default=0.0, metavar="S",
                         help="on a shared machine: before each pass, wait up to S seconds for other programs "
@@ -139,9 +139,8 @@ def main() -> None:
     tune_torch_for_live()  # as the demo does
     frames = read_frames(args.video, args.width)
     h, w = frames[0].image.shape[:2]
-    model, ckpt = load_model(args.model)
-    live = LivePipeline(model, ckpt["label_names"], require_hand_model(ckpt, args.model))
-    print(f"video={Path(args.video).name} {w}x{h} frames={len(frames)} rounds={args.rounds} layer={live.layer} "
+    live = LivePipeline(load_model(args.model))
+    print(f"video={Path(args.video).name} {w}x{h} frames={len(frames)} rounds={args.rounds} layer={live.default_layer} "
           f"cores={os.cpu_count()}")
     demo(frames[:30], live, args.hand_model, True)  # warm-up: first calls of torch and MediaPipe
     bare(frames[:30], args.hand_model)

@@ -212,7 +212,7 @@ def main() -> None:
         def overlay() -> None:
             with torch.backends.mkldnn.flags(enabled=False):
                 heat = normalize(upsample(cam(x[:1]), 28, cam.grid))[0, 0].numpy()
-            overlay_on_frame(frame, heat, affine, 28)
+            overlay_on_frame(frame, heat, affine)
 
         times: dict[str, dict[str, list[float]]] = {
             k: {"ours": [], "captum": [], "lib": [], "lib_ours": [], "lib_ours_same": []} for k in calls}

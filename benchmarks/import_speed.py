@@ -1,7 +1,7 @@
 """How fast does ``collect --from`` import photos, with 1 and with 2 worker processes?
 
 Each run imports the same photos of ``../shared/data/fingers`` into a fresh temporary dataset
-through :func:`pipeline.preprocess.photo_folders.import_folder` (progress bar off), all in one process run, so
+through :func:`pipeline.data.folder_import.import_folder` (progress bar off), all in one process run, so
 the two figures share one machine state. ``--limit N`` takes N photos spread evenly over the
 labels and sessions (default: all 1,523).
 
@@ -32,7 +32,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.data.folder_import import detection_rate, import_folder  # noqa: E402
+from pipeline.data.folder_import import ImportOptions, detection_rate, import_folder  # noqa: E402
 from pipeline.data.store import DatasetWriter  # noqa: E402
 from pipeline.preprocess.crops import CropSettings  # noqa: E402
 from pipeline.preprocess.sources import is_image  # noqa: E402
@@ -79,7 +79,7 @@ def run(tree: Path, workers: int, tmp: Path) -> dict:
     finished: list[float] = []
     with DatasetWriter(tmp / f"workers{workers}", CropSettings()) as writer:
         cpu0, busy0, start = cpu_seconds(), machine_busy_seconds(), time.perf_counter()
-        summary = import_folder(tree, writer, workers=workers, progress=False,
+        summary = import_folder(tree, writer, ImportOptions(workers=workers), progress=False,
                                 on_file=lambda _: finished.append(time.perf_counter()))
         wall = time.perf_counter() - start
         cpu, busy = cpu_seconds() - cpu0, machine_busy_seconds() - busy0

@@ -72,7 +72,7 @@ def copy_similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, 
     return best
 
 
-def _components(n: int, pairs) -> np.ndarray:
+def components(n: int, pairs) -> np.ndarray:
     """Connected components of ``n`` nodes: the smallest node of each component, per node."""
     parent = np.arange(n)
 
@@ -114,13 +114,13 @@ def copy_groups(images: np.ndarray | torch.Tensor, base_groups: np.ndarray | Non
     sim = copy_similarity(x[reps], x[reps])
     sim = torch.maximum(sim, sim.T)
     links = torch.nonzero(torch.triu(sim >= threshold, diagonal=1)).numpy()
-    rep_component = _components(len(reps), links)
+    rep_component = components(len(reps), links)
     # Nodes 0..n-1 are images, n.. the representatives' components, 2n.. the base groups.
     pairs = [(i, n + rep_component[rep[i]]) for i in range(n)]
     if base_groups is not None:
         base = np.unique(np.asarray(base_groups), return_inverse=True)[1]
         pairs += [(i, 2 * n + base[i]) for i in range(n)]
-    return _components(3 * n, pairs)[:n]
+    return components(3 * n, pairs)[:n]
 
 
 @dataclass

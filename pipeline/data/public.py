@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.load import Dataset
-from pipeline.data.near_copies import copy_groups
+from pipeline.data.near_copies import components, copy_groups
 from pipeline.errors import UserError
 
 
@@ -84,22 +84,12 @@ def near_duplicate_groups(images: np.ndarray, threshold: float = 0.9, side: int 
     x = F.interpolate(x, size=(side, side), mode="area").flatten(1)
     x = (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-6)
     x = x / np.sqrt(x.shape[1] - 1)
-    parent = np.arange(len(images))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    pairs = []
     for start in range(0, len(x), 2048):
         corr = x[start:start + 2048] @ x.T
         rows, cols = torch.nonzero(corr > threshold, as_tuple=True)
-        for a, b in zip((rows + start).tolist(), cols.tolist()):
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    return np.array([find(i) for i in range(len(images))])
+        pairs += zip((rows + start).tolist(), cols.tolist())
+    return components(len(images), pairs)
 
 
 def load_signmnist(path: str | Path) -> Dataset:

@@ -127,7 +127,7 @@ def scan(root: str | Path, label_map: dict[str, str] | None = None, grouping: Gr
     """List the files under ``root/LABEL/`` (photos and videos), sorted, with label and group."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root}: no such folder; --from takes a folder with one subfolder per label")
+        raise UserError(f"{root}: no such folder; give a folder with one subfolder of photos or videos per label (DIR/LABEL/)")
     label_map = label_map or {}
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:

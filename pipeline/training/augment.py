@@ -2,7 +2,9 @@
 
 Each transform imitates a way another person's hand, camera or room differs from the training
 photos: hand angle and size (affine), lighting and skin tone (brightness, contrast, gamma),
-camera resolution (blur by down- and up-sampling), and occlusion (erasing).
+camera resolution (blur by down- and up-sampling), occlusion (erasing), and viewpoint: fingers that
+point toward the camera look shorter (squash along the hand's upright axis) and a hand seen from
+the side leans (shear).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ class AugmentConfig:
     gamma: float = 0.35  # log-uniform in [exp(-g), exp(g)]
     blur_prob: float = 0.3
     erase_prob: float = 0.25
+    squash: float = 0.0  # the upright axis scaled by [1 - squash, 1]: foreshortened fingers
+    shear: float = 0.0  # horizontal shear in [-shear, shear]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0)
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
@@ -44,12 +48,18 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
     if b == 0:
         return x
     hand = (x > 0).to(x.dtype)
-    if cfg.rotate_deg or cfg.scale or cfg.shift:
+    if cfg.rotate_deg or cfg.scale or cfg.shift or cfg.squash or cfg.shear:
         angle = _uniform(b, -cfg.rotate_deg, cfg.rotate_deg, gen) * math.pi / 180
         zoom = _uniform(b, 1 - cfg.scale, 1 + cfg.scale, gen)
         tx, ty = (_uniform(b, -2 * cfg.shift, 2 * cfg.shift, gen) for _ in range(2))
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
         theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+        if cfg.squash or cfg.shear:
+            # Output -> input sampling grid: an image squashed by q is sampled 1/q apart along y.
+            squash = 1 / _uniform(b, 1 - cfg.squash, 1, gen) if cfg.squash else torch.ones(b)
+            shear = _uniform(b, -cfg.shear, cfg.shear, gen) if cfg.shear else torch.zeros(b)
+            view = torch.stack([torch.stack([torch.ones(b), shear], 1), torch.stack([torch.zeros(b), squash], 1)], 1)
+            theta = torch.cat([theta[:, :, :2] @ view, theta[:, :, 2:]], 2)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(torch.cat([x, hand], 1), grid, align_corners=False, padding_mode="zeros")
         x, hand = x[:, :1], (x[:, 1:] > 0.5).to(x.dtype)

@@ -62,4 +62,17 @@ def test_threshold_one_answers_every_hand_none(trained_run: Path, photos: Path, 
 
 def test_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     code, _, err = run_main(evaluate, "--photos", str(tmp_path / "nowhere"), "--quiet")
-    assert code == 2 and "nowhere" in error_line(err)
+    line = error_line(err)
+    assert code == 2 and "nowhere: no such folder" in line and "--from" not in line  # evaluate has no --from
+
+
+def test_the_default_out_is_named_after_the_model_and_never_replaced(trained_run: Path, photos: Path, tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    model = str(trained_run / "model.pt")
+    assert run_main(evaluate, "--model", model, "--photos", str(photos), "--quiet")[0] == 0
+    out = tmp_path / "runs" / "evaluate" / f"model-{photos.name}"
+    before = (out / "predictions.csv").read_bytes()
+    code, _, err = run_main(evaluate, "--model", model, "--photos", str(photos), "--quiet")
+    assert code == 2 and "pass --force" in error_line(err) and (out / "predictions.csv").read_bytes() == before
+    assert run_main(evaluate, "--model", model, "--photos", str(photos), "--quiet", "--force")[0] == 0

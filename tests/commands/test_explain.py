@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 
+import pipeline.explain as explain
+from helpers import run_main
 from pipeline.lenet.checkpoint import make_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,10 +21,10 @@ FINGERS = REPO / "data" / "fingers"
 
 
 
-def run_explain(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "pipeline.explain", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=300, env=env)
+def run_explain(*args: str) -> SimpleNamespace:
+    """``explain`` in this process: its exit code, stdout and stderr."""
+    code, out, err = run_main(explain, *args)
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
 
 def test_cli_writes_figures(sanity_models, fingers, tmp_path: Path) -> None:

@@ -58,3 +58,14 @@ def test_missing_onnx_is_one_clear_line(monkeypatch, bn_checkpoints, tmp_path: P
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: ONNX export needs the 'onnx' package, which is not installed; pip install \"handcam[export]\""]
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_default_out_is_under_runs(tmp_path: Path, monkeypatch) -> None:
+    """Without --out the file goes to runs/export/, not into the working folder."""
+    import pipeline.export as export
+    from helpers import run_main
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(export, "--no-check")
+    assert code == 0, err
+    assert (tmp_path / "runs" / "export" / "fingers.onnx").stat().st_size > 10000 and not list(tmp_path.glob("*.onnx"))

@@ -25,6 +25,23 @@ def test_lenet5_parameter_count_equals_the_hand_count() -> None:
     by_hand = 6 * 26 + 16 * 151 + 120 * 257 + 84 * 121 + 10 * 85
     assert by_hand == 44_426
     assert count_parameters(build_model("lenet5", 10)) == by_hand
+    # zero_background: no conv biases, so 22 fewer.
+    assert count_parameters(build_model("lenet5", 10, zero_background=True)) == by_hand - 22
+
+
+@pytest.mark.parametrize("name", [n for n in VARIANTS if n not in ("lenet5-bn", "lenet5-sigmoid")])
+def test_a_black_background_stays_exactly_zero_through_the_features(name: str) -> None:
+    """Every feature cell whose receptive field is all background (0) is exactly 0, whatever the weights."""
+    model = build_model(name, 7, mean=0.3, std=0.2, zero_background=True).eval()
+    torch.nn.init.normal_(model.layer("conv1").weight)  # any weights: the property is by design
+    x = torch.zeros(3, 1, 28, 28)
+    x[:, :, 20:, 20:] = torch.rand(3, 1, 8, 8)  # a hand in one corner only
+    with torch.no_grad():
+        features = model.features((x - model.mean) / model.std)
+    assert features[:, :, 0, 0].abs().max() == 0 and features.abs().max() > 0
+    old = build_model(name, 7, mean=0.3, std=0.2).eval()
+    with torch.no_grad():
+        assert old.features((x - old.mean) / old.std)[:, :, 0, 0].abs().max() > 0  # the artifact it removes
 
 
 def test_lenet5_layers_are_as_described() -> None:

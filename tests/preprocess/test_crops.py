@@ -168,10 +168,14 @@ def _back_of(image: np.ndarray, hand: Hand) -> tuple[np.ndarray, Hand]:
     return np.ascontiguousarray(image[:, ::-1]), Hand(marks, hand.world, hand.handedness, hand.score)
 
 
-def _same_affine(a: np.ndarray, b: np.ndarray, width: int) -> float:
-    """How far ``a`` (on a mirrored frame) is from ``b`` (on the frame): A_a(mirror(p)) vs A_b(p)."""
+def _assert_same_crop_of_mirrored_frame(crop, other, width: int) -> None:
+    """``other``, cropped from the mirror image of ``crop``'s frame, is the same crop: the other mirror decision,
+    the same pixels (both renders), and an affine that takes a point's mirror image to the same crop point."""
+    assert crop.mirrored != other.mirrored
+    assert np.abs(crop.image.astype(int) - other.image).max() <= 1
+    assert np.abs(crop.large.astype(int) - other.large).max() <= 1
     flip = np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    return float(np.abs(a @ flip - b).max() / np.abs(b).max())
+    assert np.abs(other.affine @ flip - crop.affine).max() < 1e-6 * np.abs(crop.affine).max()  # float32 landmarks
 
 
 @pytest.mark.parametrize("settings", [DEFAULT, dataclasses.replace(DEFAULT, mirror="handedness"),
@@ -182,11 +186,7 @@ def test_mirroring_the_whole_frame_leaves_the_crop_unchanged(all_hands, settings
     for photo, hand in all_hands:
         crop = crop_hand(photo.image, hand, settings)
         image, other_hand = _mirror_photo(photo.image, hand)
-        other = crop_hand(image, other_hand, settings)
-        assert crop.mirrored != other.mirrored
-        assert np.abs(crop.image.astype(int) - other.image).max() <= 1
-        assert np.abs(crop.large.astype(int) - other.large).max() <= 1
-        assert _same_affine(other.affine, crop.affine, photo.image.shape[1]) < 1e-6  # float32 landmarks
+        _assert_same_crop_of_mirrored_frame(crop, crop_hand(image, other_hand, settings), photo.image.shape[1])
 
 
 def test_a_back_of_hand_crop_equals_the_palm_crop_of_the_same_hand(all_hands):
@@ -196,10 +196,7 @@ def test_a_back_of_hand_crop_equals_the_palm_crop_of_the_same_hand(all_hands):
     for photo, hand in all_hands:
         palm = crop_hand(photo.image, hand, DEFAULT)
         image, back_hand = _back_of(photo.image, hand)
-        back = crop_hand(image, back_hand, DEFAULT)
-        assert back.mirrored != palm.mirrored
-        assert np.abs(back.image.astype(int) - palm.image).max() <= 1
-        assert _same_affine(back.affine, palm.affine, photo.image.shape[1]) < 1e-6
+        _assert_same_crop_of_mirrored_frame(palm, crop_hand(image, back_hand, DEFAULT), photo.image.shape[1])
         palm_h, back_h = crop_hand(photo.image, hand, by_handedness), crop_hand(image, back_hand, by_handedness)
         assert np.abs(back_h.image.astype(int) - palm_h.image[:, ::-1]).max() <= 1
         assert np.abs(back_h.image.astype(int) - palm_h.image).mean() > 10

@@ -75,11 +75,13 @@ def screenshots(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
 
 
-def test_window_keys_toggle_the_cam_save_screenshots_and_quit(videos_dir, xvfb, tmp_path, detector) -> None:
+def test_window_keys_toggle_the_cam_save_screenshots_and_quit(videos_dir, xvfb, tmp_path, detector, trained_run) -> None:
     video = video_path(videos_dir, "open_palm.mp4")
     shots = tmp_path / "shots"
-    # Threshold 0: every hand shows its top class, so every frame has a heatmap to turn off.
-    command = ["pipeline.demo", "--source", str(video), "--threshold", "0", "--screenshots", str(shots)]
+    # Threshold 0 and a model without a none class: every hand shows its top class, so every frame has a
+    # heatmap to turn off.
+    command = ["pipeline.demo", "--source", str(video), "--threshold", "0", "--screenshots", str(shots),
+               "--model", str(trained_run / "model.pt")]
     with window_program(command, xvfb) as (process, xdotool):
         window = xdotool("search", "--sync", "--name", f"^{WINDOW_TITLE}$").split()[0]
         # A first screenshot shows that the window takes keys (one sent while it opens can be lost).
