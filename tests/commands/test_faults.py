@@ -61,6 +61,7 @@ def mounted(path: Path, size: str | None = None, read_only: bool = False):
 # Saved work is never lost
 
 
+@pytest.mark.slow
 def test_resume_never_replaces_a_finished_run_and_checks_what_it_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run("pipeline.train", "--data", str(SMALL), "--out", str(out), "--epochs", "2", "--quiet").returncode == 0
@@ -129,6 +130,7 @@ def test_an_import_into_a_damaged_index_is_refused_and_appends_nothing(fingers_d
 # Full disks and read-only folders
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_demo_out_is_one_line_and_leaves_no_broken_video(tmp_path: Path) -> None:
     with mounted(tmp_path / "small", size="96k") as small:
         line = one_line(run("pipeline.demo", "--source", "sample", "--headless", "--out", str(small / "demo.mp4")))
@@ -277,6 +279,7 @@ def test_the_first_command_on_a_machine_without_camera_or_screen_plays_the_sampl
     assert "camera 0 could not be opened" in one_line(strict)  # an explicit camera stays strict
 
 
+@pytest.mark.slow
 def test_outputs_are_never_replaced_without_force(tmp_path: Path) -> None:
     video = tmp_path / "demo.mp4"
     assert run("pipeline.demo", "--source", "sample", "--headless", "--max-frames", "5", "--out", str(video)).returncode == 0
