@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--map", action="append", default=[], metavar="FOLDER=LABEL",
                      help="name a folder's label, e.g. 0=fist (default: the folder name)")
     imp.add_argument("--review", metavar="TSV", help="a label review to apply: FILE<TAB>LABEL lines that relabel or "
-                     "drop files or video frames (see data/reviews/README.md)")
+                     "drop files or video frames (see data/README.md)")
     imp.add_argument("--group-by", metavar="REGEX",
                      help="a file's group is what the (capture groups) of REGEX match in its name, e.g. '^(Set\\d)_' "
                           "(default: the session, the name's prefix before _pic, as in 996_pic00012.jpg)")

@@ -22,6 +22,7 @@ from pipeline.errors import UserError, run_command
 from pipeline.files import atomic_write_text, check_writable, refuse_existing
 from pipeline.labels import NONE_LABEL
 from pipeline.lenet.checkpoint import load_model
+from pipeline.preprocess.photo_folders import parse_label_map, scan
 from pipeline.training.calibration import none_scores
 from pipeline.training.evaluation import evaluate_folder
 from pipeline.training.reports import plot_confusion
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="DIR",
                         help="where to write confusion.png and predictions.csv (default: runs/evaluate/MODEL-DIR)")
     parser.add_argument("--force", action="store_true", help="replace the results in --out if they are there")
+    parser.add_argument("--map", action="append", default=[], metavar="FOLDER=LABEL",
+                        help="read a folder as another label, e.g. call=none (repeatable; default: the folder name)")
     parser.add_argument("--workers", type=at_least(1), default=1, metavar="N", help="detection processes (default: 1)")
     parser.add_argument("--stride", type=at_least(1), default=5, metavar="N",
                         help="for videos: every N-th frame is a sample (default: 5)")
@@ -60,16 +63,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     model = load_model(args.model)
-    out = Path(args.out or Path("runs") / "evaluate" / f"{model.path.stem}-{Path(args.photos).resolve().name}")
+    model.require_hand_crops()  # a model of digits: the same line as every command gives
+    label_map = parse_label_map(args.map)
+    tasks = scan(args.photos, label_map)  # a missing folder or a bad --map: one line, before any folder is made
+    if not {t.label for t in tasks} & {*model.labels, NONE_LABEL}:
+        raise UserError(f"{args.photos}: no folder has a label the model knows ({', '.join(model.labels)}) or 'none'; "
+                        "name the folders after the labels, or map them with --map FOLDER=LABEL")
+    out = Path(args.out or Path("runs") / "evaluate" / f"{model.short_name}-{Path(args.photos).resolve().name}")
     refuse_existing(out / "predictions.csv", args.force, "evaluation")
     check_writable(out, "--out")  # before the work, not after it
-    result = evaluate_folder(model, args.photos, workers=args.workers, hand_model=args.hand_model,
+    result = evaluate_folder(model, args.photos, label_map=label_map, workers=args.workers, hand_model=args.hand_model,
                              num_hands=args.num_hands, stride=args.stride, threshold=args.threshold,
                              progress=not args.quiet)
     for label, n in result.skipped_labels.items():
         print(f"skipped {n} file(s) of label {label!r}: the model knows {', '.join(model.labels)}")
-    if not len(result.true) and not sum(result.no_hand.values()):
-        raise UserError(f"{args.photos}: no folder has a label the model knows ({', '.join(model.labels)}) or 'none'")
     present = [i for i, n in enumerate(result.label_names) if (result.true == i).any() or result.no_hand.get(n)]
     table = result.table().iloc[present]
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.noise < 0:
         raise UserError(f"--noise must be 0 or more, got {args.noise}")
     loaded = load_model(args.model)
-    out = Path(args.out or Path("runs") / "explain" / loaded.path.stem)
+    out = Path(args.out or Path("runs") / "explain" / loaded.short_name)
     refuse_existing(out / "class_means.png", args.force, "figures")
     check_writable(out, "--out")
     model, label_names, settings = loaded.explained, loaded.labels, loaded.crop_settings

@@ -1,6 +1,7 @@
 """``python -m pipeline.export``: a checkpoint as an ONNX file, labels and crop settings inside.
 
-    python -m pipeline.export --model models/fingers.pt --out model.onnx
+    python -m pipeline.export                                   # the shipped model -> runs/export/fingers.onnx
+    python -m pipeline.export --model runs/mine/model.pt --out mine.onnx
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a checkpoint (one model or an ensemble) to ONNX. Input 'image': float32 "
                     "(batch, 1, 28, 28) crops scaled to [0, 1]; output 'logits'. The label names, crop settings "
                     "and model config are stored in the file's metadata_props. Needs: pip install \"handcam[export]\".",
-        epilog="example:\n  python -m pipeline.export --model models/fingers.pt --out model.onnx",
+        epilog="examples:\n  python -m pipeline.export                       # the shipped model, to runs/export/fingers.onnx\n"
+               "  python -m pipeline.export --model runs/mine/model.pt --out mine.onnx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_option(parser)
@@ -38,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path("runs") / "export" / Path(args.model or DEFAULT_MODEL).with_suffix(".onnx").name
     result = export_checkpoint(args.model, out, overwrite=args.force, opset=args.opset, check=not args.no_check)
     kind = f"ensemble of {result.members}" if result.members > 1 else "single model"
-    print(f"wrote {result.out} ({result.bytes / 1024:.0f} KiB, {kind}): input '{INPUT}' float32 (batch, 1, H, W) in [0, 1], "
+    print(f"wrote {result.out} ({result.bytes / 1024:.0f} KiB, {kind}): input '{INPUT}' float32 (batch, 1, {result.size}, {result.size}) in [0, 1], "
           f"output '{OUTPUT}' over {len(result.labels)} labels: {', '.join(result.labels)}")
     if result.max_abs_diff is None:
         print("not checked: onnxruntime is not installed")

@@ -85,7 +85,7 @@ def refuse_existing(path: str | Path, force: bool, what: str = "output") -> None
 
     path = Path(path)
     if path.exists() and not force and (not path.is_dir() or any(path.iterdir())):
-        raise UserError(f"{path}: the {what} is already there; pass --force to replace it, or choose another --out")
+        raise UserError(f"{path} is already there; pass --force to replace the {what}, or choose another --out")
 
 
 def write_failed(path: str | Path, error: BaseException) -> str:

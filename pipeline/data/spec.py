@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline.data.load import Dataset, load_datasets
 from pipeline.data.public import load_mnist, load_signmnist
 from pipeline.errors import UserError
+from pipeline.files import display_path
 from pipeline.preprocess.crops import CropSettings
 
 #: ``hands``: dataset folders made by collect; the others: the public 28x28 sets.
@@ -37,9 +38,11 @@ class DataSpec:
         """True for hand crops (augmented in training; explained on the hand)."""
         return self.kind == "hands"
 
-    def describe(self) -> dict:
-        """What a checkpoint or a study records about the data (absolute paths)."""
-        return {"kind": self.kind, "paths": [str(Path(p).resolve()) for p in self.paths]}
+    def describe(self, absolute: bool = True) -> dict:
+        """What a study or a run folder records about the data (absolute paths, so a rerun from another folder
+        agrees), or a checkpoint (``absolute=False``: paths as the user gave them, relative where they can be)."""
+        paths = [str(Path(p).resolve()) if absolute else display_path(p) for p in self.paths]
+        return {"kind": self.kind, "paths": paths}
 
 
 def load_data(spec: DataSpec, settings: CropSettings | None = None, progress: bool = False) -> Dataset:

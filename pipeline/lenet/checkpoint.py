@@ -162,6 +162,11 @@ class LoadedModel:
     def name(self) -> str:
         return str(self.checkpoint.get("model_name", ""))
 
+    @property
+    def short_name(self) -> str:
+        """What output folders are named after: the run folder for a ``runs/NAME/model.pt``, else the file's stem."""
+        return self.path.parent.name if self.path.name == "model.pt" and self.path.parent.name else self.path.stem
+
     def require_hand_crops(self) -> CropSettings:
         """The crop settings; a model not trained on hand crops is refused with one line."""
         if self.crop_settings is None:

@@ -85,6 +85,7 @@ class ExportResult:
     members: int
     labels: list[str]
     max_abs_diff: float | None  # ONNX Runtime vs PyTorch on a random batch; None without onnxruntime
+    size: int = 28  # the input's side in pixels
 
 
 def export_model(model: nn.Module, metadata: dict[str, str], out: str | Path, opset: int | None = None) -> Path:
@@ -167,4 +168,4 @@ def export_checkpoint(model_path: str | Path | None, out: str | Path, overwrite:
                 expected = model(x).numpy()
             diff = float(np.abs(onnxruntime_logits(out, x) - expected).max())
     members = len(model.members) if isinstance(model, Ensemble) else 1
-    return ExportResult(out, out.stat().st_size, members, list(ckpt["label_names"]), diff)
+    return ExportResult(out, out.stat().st_size, members, list(ckpt["label_names"]), diff, model.config.in_size)

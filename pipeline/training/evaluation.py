@@ -89,19 +89,21 @@ def subject_crops(tasks: list[Task], settings: CropSettings, workers: int = 1, h
             labels.append(label)
             sources.append(source)
     size = settings.size
-    images = torch.from_numpy(np.stack(crops)).unsqueeze(1) if crops else torch.zeros((0, 1, size, size), torch.uint8)
+    images = torch.from_numpy(np.stack(crops)).unsqueeze(1) if crops else torch.zeros((0, 1, size, size), dtype=torch.uint8)
     return SubjectCrops(images, labels, sources, no_hand, unreadable, missing)
 
 
 def evaluate_folder(model: LoadedModel, folder: str | Path, workers: int = 1, hand_model: str | None = None,
-                    num_hands: int = 2, stride: int = 5, threshold: float = 0.5, progress: bool = True) -> Evaluation:
+                    num_hands: int = 2, stride: int = 5, threshold: float = 0.5, progress: bool = True,
+                    label_map: dict[str, str] | None = None) -> Evaluation:
     """Run ``model`` on ``folder/LABEL/*`` (photos, or videos every ``stride``-th frame), with its own crop settings.
 
     Folders of labels the model does not know are skipped, except ``none``: hands that should get no gesture.
+    ``label_map`` reads a folder as another label (``{"call": "none"}``).
     """
     settings = model.require_hand_crops()
     names = list(model.labels) + ([] if NONE_LABEL in model.labels else [NONE_LABEL])
-    tasks = scan(folder)
+    tasks = scan(folder, label_map)
     known = {name: i for i, name in enumerate(names)}
     skipped = Counter(t.label for t in tasks if t.label not in known)
     found = subject_crops([t for t in tasks if t.label in known], settings, workers, hand_model, num_hands, stride,

@@ -101,8 +101,9 @@ def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConf
     split = split or make_split(data, seed=config.seed)
     prepare_folder(out, run_recipe(data, model_name, config, members, split, data_spec), resume, force)
     names = sorted(set(data.index["dataset"])) if "dataset" in data.index else [display_path(data.root)]
-    log(f"data {', '.join(names)}: {len(data)} samples, {len(data.label_names)} classes; "
-        f"split by group: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}")
+    groups = split.groups(data)
+    log(f"data {', '.join(names)}: {len(data)} samples, {len(data.label_names)} classes; split by group: "
+        + ", ".join(f"{part} {len(getattr(split, part))} samples ({len(groups[part])} groups)" for part in ("train", "val", "test")))
     start = time.perf_counter()
     mean, std = input_normalisation(data.images[split.train])
     trained = [train_member(data, split, model_name, config, k, mean, std, out, resume, progress, log)
@@ -115,8 +116,10 @@ def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConf
     metrics = {"test_accuracy": test.accuracy, "val_accuracy": val.accuracy,
                "member_test_accuracy": test.member_accuracy, "epochs": [m.best_epoch for m in trained],
                "seconds": seconds, "temperature": temperature, **calibration_metrics(data, val, test, temperature)}
-    about = {"path": display_path(data.root), "n": len(data), "split_groups": split.groups(data),
-             **({"spec": data_spec.describe()} if data_spec else {})}
+    names = sorted(set(data.index["dataset"])) if "dataset" in data.index else [display_path(data.root)]
+    about = {"path": ", ".join(data_spec.describe(absolute=False)["paths"]) if data_spec else display_path(data.root),
+             "datasets": names, "n": len(data), "split_groups": split.groups(data),
+             **({"spec": data_spec.describe(absolute=False)} if data_spec else {})}
     checkpoint = make_checkpoint(models, model_name, data.label_names, data.settings, metrics,
                                  {**config.to_dict(), "members": members}, about, temperature)
     save_checkpoint(checkpoint, out / "model.pt")

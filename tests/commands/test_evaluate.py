@@ -71,8 +71,31 @@ def test_the_default_out_is_named_after_the_model_and_never_replaced(trained_run
     monkeypatch.chdir(tmp_path)
     model = str(trained_run / "model.pt")
     assert run_main(evaluate, "--model", model, "--photos", str(photos), "--quiet")[0] == 0
-    out = tmp_path / "runs" / "evaluate" / f"model-{photos.name}"
+    out = tmp_path / "runs" / "evaluate" / f"{trained_run.name}-{photos.name}"  # named after the run folder
     before = (out / "predictions.csv").read_bytes()
     code, _, err = run_main(evaluate, "--model", model, "--photos", str(photos), "--quiet")
     assert code == 2 and "pass --force" in error_line(err) and (out / "predictions.csv").read_bytes() == before
     assert run_main(evaluate, "--model", model, "--photos", str(photos), "--quiet", "--force")[0] == 0
+
+
+def test_folders_the_model_does_not_know_or_photos_without_hands_are_one_line_or_counted(fingers_dir: Path,
+                                                                                          tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    unknown = tmp_path / "unknown"
+    for label in ("0", "5"):
+        (unknown / label).mkdir(parents=True)
+        shutil.copy(next((fingers_dir / label).glob("*.jpg")), unknown / label / "a.jpg")
+    code, _, err = run_main(evaluate, "--photos", str(unknown), "--quiet", "--out", str(tmp_path / "o1"))
+    assert code == 2 and "no folder has a label the model knows" in error_line(err) and "--map" in error_line(err)
+    assert not (tmp_path / "o1").exists()
+    code, out, err = run_main(evaluate, "--photos", str(unknown), "--map", "0=fist", "--map", "5=five", "--quiet",
+                              "--out", str(tmp_path / "o2"))
+    assert code == 0 and "n=2" in out.strip().splitlines()[-1], err
+    walls = tmp_path / "walls"
+    (walls / "fist").mkdir(parents=True)
+    cv2.imwrite(str(walls / "fist" / "wall.png"), np.full((200, 200, 3), 180, np.uint8))
+    code, out, err = run_main(evaluate, "--photos", str(walls), "--quiet", "--out", str(tmp_path / "o3"))
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith("accuracy=nan n=0 no_hand=1")

@@ -151,7 +151,7 @@ def test_a_read_only_out_is_one_line_before_any_work(command: str, fingers_dir: 
         args = {
             "collect": ["--from", str(fingers_dir), "--data", str(ro / "ds"), "--map", "0=fist"],
             "train": ["--data", str(SMALL), "--out", str(ro / "run")],
-            "evaluate": ["--photos", str(fingers_dir), "--out", str(ro / "eval")],
+            "evaluate": ["--photos", str(fingers_dir), "--map", "0=fist", "--out", str(ro / "eval")],
             "explain": ["--data", str(SMALL), "--out", str(ro / "fig")],
             "study": ["--data", str(SMALL), "--out", str(ro / "study"), "--quick"],
             "export": ["--out", str(ro / "model.onnx")],

@@ -12,6 +12,7 @@ import torch
 import pipeline.evaluate as evaluate
 import pipeline.train as train
 from helpers import REPO, error_line, run_main
+from pipeline.files import display_path
 from pipeline.lenet.checkpoint import read_checkpoint
 
 FINGERS = REPO / "data" / "fingers"
@@ -34,7 +35,8 @@ def test_several_datasets_train_one_model_and_the_checkpoint_names_them(tmp_path
     code, _, err = run_main(train, "--data", str(FINGERS), "--data", str(EPSRC), "--out", str(out), "--epochs", "1", "--quiet")
     assert code == 0, err
     data = read_checkpoint(out / "model.pt")["data"]
-    assert data["spec"]["paths"] == [str(FINGERS.resolve()), str(EPSRC.resolve())]
+    assert data["spec"]["paths"] == [display_path(FINGERS), display_path(EPSRC)]  # as given: no absolute paths
+    assert data["datasets"] == ["epsrc", "fingers"]
     groups = [g for part in data["split_groups"].values() for g in part]
     assert {g.split("/")[0] for g in groups} == {"fingers", "epsrc"}  # two datasets' sessions never merge
 
