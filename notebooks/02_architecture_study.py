@@ -1,18 +1,31 @@
 # %% [markdown]
 # # 02 · The LeNet-5 architecture study
 #
-# `python -m pipeline.study` trains every registered variant × several seeds on one dataset with one
-# recipe and one split, and writes `results.csv` (one row per variant and seed). This notebook reads
-# the results of the full studies committed under `notebooks/study_results/` (the `RESULTS` parameter
-# names another folder); it never trains in the full setting. With `QUICK = True` (what the tests run)
-# it runs a tiny study itself in a temporary folder: its numbers are not results, only a check that the
-# notebook works.
+# `python -m pipeline.study` trains every registered variant on several **group splits** (whole
+# recording sessions or people held out) with several **seeds**, one recipe for all, and writes
+# `results.csv` (one row per variant, split and seed). On hand data it adds the **landmark-MLP
+# baseline** (`landmark-mlp`: the popular MediaPipe-gesture classifier on the 21 landmarks, no
+# pixels) on the same splits. This notebook reads the full studies committed under
+# `notebooks/study_results/` (the `RESULTS` parameter names another folder); it never trains in the
+# full setting. With `QUICK = True` (what the tests run) it runs a tiny study itself in a temporary
+# folder: its numbers are not results, only a check that the notebook works.
 #
-# Each variant differs from `lenet5` (ReLU, average pooling, 6/16 channels, no padding) in one respect
-# (the table below is read from the registry): `-max` max pooling, `-tanh`/`-sigmoid` activation,
-# `-classic` the 1998 network (tanh, average pooling, input padded to 32×32), `-deep` an extra 3×3 conv,
-# `-wide` more channels, `-bn` batch norm, `-dropout` dropout. The seed fixes the initial weights, batch
-# order and augmentation; the split is the same for every run, so runs with one seed are paired.
+# Each variant differs from `lenet5` (ReLU, average pooling, two 5×5 conv layers with 6/16 channels,
+# hidden fully connected layers 120 and 84, no padding) in one respect; the table below is read from
+# the registry. The respects are grouped as the questions they answer: conv depth (`-shallow` one conv
+# layer, `-deep` an extra 3×3 conv3), fully connected depth (`-hidden1`, `-hidden3`), kernel size
+# (`-k3`, `-k7`; unpadded, so the maps before fc1 shrink as the kernel grows), width (`-narrow`,
+# `-wide`), activation (`-tanh`, `-sigmoid`), pooling (`-max`), normalisation and regularisation
+# (`-bn`, `-dropout`), and the 1998 network (`-classic`).
+#
+# **How variants are compared.** Every variant is trained on the same (split, seed) cells, so its test
+# accuracy minus `lenet5`'s on a cell is a paired difference (same test items, same batch order and
+# augmentation). The interval is a two-stage cluster bootstrap (splits drawn with replacement, then
+# seeds within them: cells of one split share their test items, so they are not independent); the
+# Wilcoxon signed-rank test treats the cells as independent, so it is read beside the interval, and
+# Holm's correction covers the many variants compared. A variant is called better or worse only when its
+# 95 % interval excludes zero; with few splits even that is a lead rather than a finding (the last
+# bullet of the findings says how far the number of splits lets a test go).
 #
 # Every number and every comparison in the text below is computed from the results shown.
 
@@ -55,6 +68,7 @@ pd.set_option("display.precision", 3)
 shared = Path(SHARED_DATA) if SHARED_DATA else REPO.parent / "shared" / "data"
 SPECS = {"fingers": DataSpec("hands", (str(REPO / FINGERS),)), "mnist": DataSpec("mnist", (str(shared / "mnist"),))}
 committed = REPO / RESULTS
+REF = studies.REFERENCE
 if QUICK:
     scratch = Path(STUDY_DIR) if STUDY_DIR else Path(tempfile.mkdtemp(prefix="handcam-study-"))
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and steady on a shared machine
@@ -74,7 +88,7 @@ def study_folder(name: str) -> Path | None:
         return None
     config = studies.default_config(spec, quick=True)  # what `python -m pipeline.study --quick` runs, smaller still
     config = replace(config, variants=("lenet5", "lenet5-bn"), train=replace(config.train, epochs=2),
-                     limit=800 if spec.hands else 2000)
+                     limit=800 if spec.hands else 2000, splits=(0, 1) if spec.hands else (0,))
     studies.run_study(config, scratch / name, progress=False, log=lambda *_: None)
     return scratch / name
 
@@ -82,11 +96,15 @@ def study_folder(name: str) -> Path | None:
 folders = {name: folder for name in SPECS if (folder := study_folder(name)) is not None}
 results = {name: studies.read_results(folder) for name, folder in folders.items()}
 summaries = {name: studies.summarise(table) for name, table in results.items()}
+comparisons = {name: studies.compare_variants(table) for name, table in results.items()}
 for name, folder in folders.items():
     where = folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder
-    print(f"{name}: {'QUICK study (not a result)' if QUICK else 'full study'} in {where}, {len(results[name])} runs")
+    table = results[name]
+    print(f"{name}: {'QUICK study (not a result)' if QUICK else 'full study'} in {where}, {len(table)} runs "
+          f"({table['variant'].nunique()} variants x {table['split'].nunique()} splits x {table['seed'].nunique()} seeds)")
 variants = pd.DataFrame({"differs from lenet5 in": {v: ", ".join(f"{k}={val}" for k, val in c.items()) or "(the reference)"
                                                    for v, c in VARIANTS.items()}})
+variants.loc[studies.MLP] = "not a CNN: 42 landmark coordinates -> 20 -> 10 -> classes (its own recipe)"
 variants.index.name = "variant"
 display(variants)
 
@@ -95,12 +113,6 @@ display(variants)
 # Helpers for the computed text.
 def pct(x: float, digits: int = 0) -> str:
     return f"{100 * x:.{digits}f} %"
-
-
-def pm(s: pd.Series, digits: int = 1) -> str:
-    """Mean ± sd test accuracy of a summary row, in %."""
-    sd = f" ± {100 * s.test_sd:.{digits}f}" if pd.notna(s.test_sd) else ""
-    return f"{100 * s.test_mean:.{digits}f}{sd} %"
 
 
 def plural(n: int, word: str) -> str:
@@ -119,85 +131,92 @@ def test_items(accuracies) -> int | None:
     return int(n[fits][0]) if fits.any() else None
 
 
-DELTA = "mean Δ vs lenet5 (points)"
+def acc_ci(r: pd.Series, digits: int = 1) -> str:
+    """A comparison row's mean test accuracy and its interval, in %."""
+    return f"{100 * r.acc_mean:.{digits}f} % [{100 * r.acc_low:.{digits}f}, {100 * r.acc_high:.{digits}f}]"
 
 
-def paired(name: str) -> pd.DataFrame | None:
-    """Each variant's test accuracy minus `lenet5`'s with the same seed, in points, over the seeds."""
-    table = results[name].pivot(index="seed", columns="variant", values="test_acc")
-    if "lenet5" not in table:
-        return None
-    diff = table.sub(table["lenet5"], axis=0).drop(columns="lenet5")
-    out = pd.DataFrame({DELTA: 100 * diff.mean(), "sd": 100 * diff.std(), "min": 100 * diff.min(),
-                        "max": 100 * diff.max(), "seeds better": (diff > 0).sum(), "seeds": diff.count()})
-    return out.sort_values(DELTA, ascending=False)
+def diff_ci(r: pd.Series, digits: int = 2) -> str:
+    """A comparison row's paired difference from lenet5 and its interval, in points."""
+    return f"{100 * r.diff_mean:+.{digits}f} points [{100 * r.diff_low:+.{digits}f}, {100 * r.diff_high:+.{digits}f}]"
 
 
 def verdicts(name: str) -> dict[str, list[str]]:
-    """Variants better / worse than `lenet5` with every seed (at least two), and the rest."""
-    table = paired(name)
-    if table is None:
-        return {"better": [], "worse": [], "noise": []}
-    many = table["seeds"] >= 2
-    better, worse = many & (table["min"] > 0), many & (table["max"] < 0)
-    return {"better": table.index[better].tolist(), "worse": table.index[worse].tolist(),
-            "noise": table.index[~better & ~worse].tolist()}
+    """Variants whose 95 % interval of the paired difference lies above zero, below it, or spans it."""
+    c = comparisons[name]
+    if c.empty or REF not in c.index:
+        return {"better": [], "worse": [], "unresolved": []}
+    c = c[c["paired"] > 0]
+    return {"better": c.index[c["diff_low"] > 0].tolist(), "worse": c.index[c["diff_high"] < 0].tolist(),
+            "unresolved": c.index[(c["diff_low"] <= 0) & (c["diff_high"] >= 0)].tolist()}
+
+
+def cost(name: str, variant: str) -> str:
+    s = summaries[name]
+    r, base = s.loc[variant], s.loc[REF]
+    extra = int(r.params - base.params)
+    params = f"{extra:+,} parameters ({r.params / base.params:.2f}×)" if extra else "the same parameters"
+    ratio = r.macs / base.macs
+    return f"{params}, {f'{ratio:.2f}×' if ratio >= 0.01 else f'1/{1 / ratio:.0f}'} the multiply-adds"
 
 
 def findings(name: str, digits: int = 1) -> list[str]:
-    """What the study says about each variant against `lenet5`, as Markdown bullets."""
-    s, d, v, table = summaries[name], paired(name), verdicts(name), results[name]
-    if d is None:
-        return ["(no `lenet5` runs: nothing to pair with)"]
-    base = s.loc["lenet5"]
-    seeds = int(d["seeds"].max())
-
-    def cost(variant: str) -> str:
-        r = s.loc[variant]
-        extra = int(r.params - base.params)
-        params = f"{extra:+,} parameters ({r.params / base.params:.2f}×)" if extra else "no extra parameters"
-        return f"{params} and {r.macs / base.macs:.2f}× the multiply-adds"
-
-    better = [f"`{x}` ({pm(s.loc[x], digits)}, {d.loc[x, DELTA]:+.{digits}f} points on average, for {cost(x)})"
-              for x in v["better"]]
-    worse = [f"`{x}` ({pm(s.loc[x], digits)}, {-d.loc[x, 'max']:.{digits}f} to {-d.loc[x, 'min']:.{digits}f} points below)"
-             for x in v["worse"]]
-    lines = [f"`lenet5` itself: {pm(base, digits)} over {plural(int(base.seeds), 'seed')}.",
-             f"**Better than `lenet5` with every one of the {seeds} seeds**: {listing(better)}.",
-             f"**Worse with every seed**: {listing(worse)}."]
-    if v["noise"]:
-        noise = d.loc[v["noise"], DELTA]
-        lines.append(f"**Within the seed noise** (ahead with some seeds, behind or level with others, or one seed only): "
-                     f"{', '.join(f'`{x}`' for x in v['noise'])}; their mean differences from `lenet5` run from "
-                     f"{noise.min():+.{digits}f} to {noise.max():+.{digits}f} points. {plural(seeds, 'seed')} cannot rank them.")
-    if "lenet5-classic" in s.index:
-        c = d.loc["lenet5-classic"]
-        verdict = ("better than" if "lenet5-classic" in v["better"] else "worse than" if "lenet5-classic" in v["worse"]
-                   else "no better than")
-        lines.append(f"**The 1998 recipe (`lenet5-classic`: tanh, average pooling, 32×32 input) is {verdict} ReLU** here: "
-                     f"{pm(s.loc['lenet5-classic'], digits)}, {c[DELTA]:+.{digits}f} points, ahead with "
-                     f"{int(c['seeds better'])} of {int(c['seeds'])} seeds.")
-    late, early = s["best_epoch"].idxmax(), s["best_epoch"].idxmin()
-    lines.append(f"**Best epochs** (chosen on validation) come latest for `{late}` ({s.loc[late, 'best_epoch']:.0f} of "
-                 f"{s.loc[late, 'epochs_run']:.0f} run, on average) and earliest for `{early}` ({s.loc[early, 'best_epoch']:.0f} "
-                 f"of {s.loc[early, 'epochs_run']:.0f}); the budget was {table['epochs_run'].max():.0f} epochs.")
-    gap, full = table["val_acc"].mean() - table["test_acc"].mean(), (table["val_acc"] >= 1).mean()
-    text = (f"**Validation against test**: validation accuracy is {100 * abs(gap):.{digits}f} points "
-            f"{'above' if gap >= 0 else 'below'} test accuracy on average ({pct(table['val_acc'].mean(), digits)} against "
-            f"{pct(table['test_acc'].mean(), digits)}).")
-    if full > 0:
-        text += (f" {pct(full)} of the runs reach 100 % validation accuracy, after which the best epoch is chosen by "
-                 "validation loss alone" + ("; a harder or larger validation split would make early stopping more informative."
-                                            if full >= 0.5 else "."))
-    lines.append(text)
+    """What the study says about each variant against lenet5, as Markdown bullets."""
+    c, v, table = comparisons[name], verdicts(name), results[name]
+    if c.empty or REF not in c.index:
+        return [f"(no `{REF}` runs: nothing to pair with)"]
+    cells = int(c["paired"].max())
+    base = c.loc[REF]
+    better = [f"`{x}` ({diff_ci(c.loc[x], digits + 1)}, Holm p {studies.format_p(c.loc[x, 'holm_p'])}; {cost(name, x)})" for x in v["better"]]
+    worse = [f"`{x}` ({diff_ci(c.loc[x], digits + 1)}, Holm p {studies.format_p(c.loc[x, 'holm_p'])})" for x in v["worse"]]
+    lines = [f"`{REF}` itself: {acc_ci(base, digits)} over {plural(int(base.cells), 'run')} "
+             f"({plural(table['split'].nunique(), 'split')} × {plural(table['seed'].nunique(), 'seed')}).",
+             f"**Better than `{REF}`** (interval above zero, over {cells} paired cells): {listing(better)}.",
+             f"**Worse**: {listing(worse)}."]
+    if v["unresolved"]:
+        u = c.loc[v["unresolved"]]
+        lines.append(f"**Not distinguishable from `{REF}`** (interval spans zero): "
+                     f"{', '.join(f'`{x}`' for x in v['unresolved'])}; their mean differences run from "
+                     f"{100 * u['diff_mean'].min():+.{digits}f} to {100 * u['diff_mean'].max():+.{digits}f} points, "
+                     f"and their intervals are {100 * (u['diff_high'] - u['diff_low']).min():.1f}–"
+                     f"{100 * (u['diff_high'] - u['diff_low']).max():.1f} points wide.")
+    significant = c.index[c["holm_p"] < 0.05].tolist()
+    lines.append(f"**Wilcoxon after Holm's correction** (p < 0.05): {listing([f'`{x}`' for x in significant])}"
+                 + (" (the test treats cells of one split as independent, so it can be more confident than the interval)"
+                    if set(significant) - set(v["better"]) - set(v["worse"]) else "") + ".")
+    splits = table["split"].nunique()
+    if splits > 1:
+        lines.append(f"**How much {plural(splits, 'split')} can show**: both the interval and the Wilcoxon test lean on the "
+                     f"seeds within a split, and a percentile bootstrap over {splits} clusters is on the narrow side. A test "
+                     f"that takes the split as the unit (the signs of the {splits} split means, exactly) can reach at best "
+                     f"p = {2 / 2 ** splits:.3f}"
+                     + (", so no difference here is established at the level of held-out session sets" if 2 / 2 ** splits > 0.05
+                        else "") + "; read a difference whose interval only just clears zero as a lead, not a finding.")
     return lines
 
 
+def sources_of_spread(name: str, variant: str = REF) -> str:
+    """How much of a variant's spread comes from the split (which sessions are held out) and how much from the seed."""
+    cells = studies._cells(results[name], variant, "test_acc")
+    if cells.shape[0] < 2 or cells.shape[1] < 2:
+        return ""
+    between = cells.mean(axis=1).std(ddof=1)
+    within = cells.std(axis=1, ddof=1).mean()
+    low, high = cells.mean(axis=1).idxmin(), cells.mean(axis=1).idxmax()
+    text = (f"For `{variant}` the split matters {'more' if between > within else 'less'} than the seed: its split means "
+            f"spread with sd {100 * between:.1f} points (split {low}: {pct(cells.mean(axis=1)[low], 1)}, split {high}: "
+            f"{pct(cells.mean(axis=1)[high], 1)}), while seeds within a split spread with sd {100 * within:.1f} points "
+            "on average.")
+    if between > within:
+        text += " One split alone would have measured mostly which sessions it happened to hold out."
+    return text
+
+
 # %% [markdown]
-# ## Fingers: held-out recording sessions
+# ## Fingers: held-out recording sessions, five ways
 #
-# The test split is made of whole recording sessions the models never saw; the table is mean ± sd over
-# seeds. Below it, what the study folder records about its data and recipe (from its `summary.md`).
+# The paired table first (each variant against `lenet5`, with intervals), then the per-variant table
+# with its cost, then what the study folder records about its data and recipe (from its `summary.md`).
 
 # %%
 def recorded(name: str, starts=("Hand crops", "MNIST", "Recipe", "Latency", "Produced", "```")) -> None:
@@ -210,27 +229,35 @@ def recorded(name: str, starts=("Hand crops", "MNIST", "Recipe", "Latency", "Pro
 
 
 if "fingers" in results:
+    display(Markdown(studies.paired_table(comparisons["fingers"])))
     display(Markdown(studies.summary_table(summaries["fingers"], "fingers")))
     recorded("fingers")
 
 
 # %%
 def plot_study(name: str) -> None:
-    table, summary = results[name], summaries[name]
+    table, summary, c = results[name], summaries[name], comparisons[name]
     order = summary.sort_values("test_mean").index.tolist()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.32 * len(order) + 1.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.3 * len(order) + 1.8))
     ax = axes[0]
     sns.stripplot(data=table.assign(acc=100 * table["test_acc"]), y="variant", x="acc", order=order, ax=ax,
-                  color="0.4", size=4, jitter=0.15)
-    ax.errorbar(100 * summary.loc[order, "test_mean"], range(len(order)), xerr=100 * summary.loc[order, "test_sd"].fillna(0),
-                fmt="D", color="tab:blue", capsize=3)
-    ax.set(xlabel="test accuracy % (dots: seeds; diamond: mean ± sd)", ylabel="", title=f"{name}: accuracy per variant")
+                  hue="split", palette="tab10", size=3.5, jitter=0.15, legend=table["split"].nunique() > 1)
+    ci = c.loc[order]
+    ax.errorbar(100 * ci["acc_mean"], range(len(order)), xerr=[100 * (ci["acc_mean"] - ci["acc_low"]),
+                                                              100 * (ci["acc_high"] - ci["acc_mean"])],
+                fmt="D", color="black", capsize=3)
+    ax.set(xlabel="test accuracy % (dots: runs by split; diamond: mean, 95 % CI)", ylabel="",
+           title=f"{name}: accuracy per variant")
     ax = axes[1]
-    ax.errorbar(summary["params"], 100 * summary["test_mean"], yerr=100 * summary["test_sd"].fillna(0), fmt="o", capsize=3)
-    for v, r in summary.iterrows():
-        ax.annotate(v.replace("lenet5-", ""), (r.params, 100 * r.test_mean), xytext=(4, 3), textcoords="offset points",
-                    fontsize=7)
-    ax.set(xscale="log", xlabel="parameters (log)", ylabel="test accuracy %", title="accuracy vs parameters")
+    shown = c[c["paired"] > 0].sort_values("diff_mean")
+    if len(shown):
+        for y, (_, r) in enumerate(shown.iterrows()):
+            colour = "tab:green" if r.diff_low > 0 else "tab:red" if r.diff_high < 0 else "tab:blue"
+            ax.errorbar(100 * r.diff_mean, y, xerr=[[100 * (r.diff_mean - r.diff_low)], [100 * (r.diff_high - r.diff_mean)]],
+                        fmt="D", color=colour, capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(range(len(shown)), shown.index.tolist())
+    ax.set(xlabel=f"Δ vs {REF}, points (mean, 95 % CI)", title=f"paired with {REF} (green: above 0, red: below)")
     plt.tight_layout()
     plt.show()
 
@@ -239,53 +266,90 @@ def seed_spread(name: str) -> str:
     table = results[name]
     spread = table.groupby("variant")["test_acc"].agg(lambda a: a.max() - a.min())
     n = test_items(table["test_acc"])
-    text = (f"Seeds move a variant's test accuracy on `{name}` by up to {100 * spread.max():.1f} points (`{spread.idxmax()}`; "
-            f"median over variants {100 * spread.median():.1f})")
+    text = (f"Across its runs a variant's test accuracy on `{name}` moves by up to {100 * spread.max():.1f} points "
+            f"(`{spread.idxmax()}`; median over variants {100 * spread.median():.1f})")
     if n:
-        text += (f". The test split holds {n:,} items (read off the accuracies, each a multiple of 1/{n}), so one item "
+        text += (f". The test splits hold {n:,} items each (read off the accuracies, each a multiple of 1/{n}), so one item "
                  f"is {100 / n:.2f} points")
     return text + "."
 
 
 if "fingers" in results:
     plot_study("fingers")
-    display(Markdown(seed_spread("fingers") + " An item the models find hard weighs on every variant alike."))
-
-# %% [markdown]
-# The paired view below removes what all runs of one seed share: it is each variant's accuracy minus
-# `lenet5`'s with the same seed (same split, same batch order and augmentation), in points.
-
-# %%
-if "fingers" in results:
-    display(paired("fingers"))
+    display(Markdown(seed_spread("fingers") + " " + sources_of_spread("fingers")))
     what = "quick study (not a result)" if QUICK else "full study"
     display(Markdown(f"**What the {what} of `fingers` says:**\n\n" + "\n".join(f"- {line}" for line in findings("fingers"))))
 
+# %% [markdown]
+# ### Question by question
+#
+# Each design question in turn: the variants that answer it, with their paired difference from
+# `lenet5` and their cost.
 
 # %%
-def cost(name: str) -> None:
+QUESTIONS = {
+    "conv depth (one conv layer fewer / one more)": ["lenet5-shallow", "lenet5-deep"],
+    "fully connected depth (one hidden layer fewer / one more)": ["lenet5-hidden1", "lenet5-hidden3"],
+    "kernel size (3 / 7 against 5)": ["lenet5-k3", "lenet5-k7"],
+    "width (half / double the channels)": ["lenet5-narrow", "lenet5-wide"],
+    "activation (against ReLU)": ["lenet5-tanh", "lenet5-sigmoid"],
+    "pooling (max against average)": ["lenet5-max"],
+    "normalisation and regularisation": ["lenet5-bn", "lenet5-dropout"],
+    "the 1998 network (tanh, average pooling, 32×32 input)": ["lenet5-classic"],
+    "no pixels at all: the landmark MLP": [studies.MLP],
+}
+
+
+def by_question(name: str) -> None:
+    c = comparisons[name]
+    v = verdicts(name)
+    lines = []
+    for question, members in QUESTIONS.items():
+        present = [m for m in members if m in c.index and c.loc[m, "paired"] > 0]
+        if not present:
+            continue
+        parts = []
+        for m in present:
+            word = "better" if m in v["better"] else "worse" if m in v["worse"] else "not distinguishable"
+            parts.append(f"`{m}` {diff_ci(c.loc[m])}: {word}; {cost(name, m)}")
+        lines.append(f"- **{question}**: " + "; ".join(parts) + ".")
+    display(Markdown("\n".join(lines) if lines else "(no variant of these questions in this study)"))
+
+
+if "fingers" in results:
+    by_question("fingers")
+
+
+# %%
+def cost_plot(name: str) -> None:
     s, table = summaries[name], results[name]
-    fig, axes = plt.subplots(1, 3, figsize=(10, 2.6))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 2.8))
     for ax, col, label in zip(axes, ["macs", "latency_b256_ms", "train_s"],
-                              ["multiply-adds per image", "latency, batch 256 (ms)", "train time per run (s)"]):
+                              ["multiply-adds per image (log)", "latency, batch 256 (ms, log)", "train time per run (s)"]):
         ax.scatter(s[col], 100 * s["test_mean"])
         for v, r in s.iterrows():
             ax.annotate(v.replace("lenet5-", ""), (r[col], 100 * r.test_mean), xytext=(3, 2), textcoords="offset points",
                         fontsize=7)
-        ax.set(xlabel=label, ylabel="test acc %" if ax is axes[0] else "")
+        ax.set(xlabel=label, ylabel="test acc %" if ax is axes[0] else "", xscale="log" if col != "train_s" else "linear")
     fig.suptitle(f"{name}: what the accuracy costs (CPU, {int(table['threads'].max())} torch threads)")
     plt.tight_layout()
     plt.show()
-    text = (f"At batch 1 every variant takes {s['latency_b1_ms'].min():.2f}–{s['latency_b1_ms'].max():.2f} ms (median over "
-            f"seeds); at batch 256 {s['latency_b256_ms'].min():.1f}–{s['latency_b256_ms'].max():.1f} ms.")
-    if "lenet5" in s.index:
-        heavy, base = s["macs"].idxmax(), s.loc["lenet5"]
-        if heavy != "lenet5":
+    cnn = s.drop(index=[studies.MLP], errors="ignore")
+    text = (f"At batch 1 every LeNet variant takes {cnn['latency_b1_ms'].min():.2f}–{cnn['latency_b1_ms'].max():.2f} ms "
+            f"(median over runs); at batch 256 {cnn['latency_b256_ms'].min():.1f}–{cnn['latency_b256_ms'].max():.1f} ms.")
+    if REF in s.index:
+        heavy, base = cnn["macs"].idxmax(), s.loc[REF]
+        if heavy != REF:
             r = s.loc[heavy]
-            text += (f" `{heavy}` does {r.macs / base.macs:.1f}× the multiply-adds of `lenet5` in "
+            text += (f" `{heavy}` does {r.macs / base.macs:.1f}× the multiply-adds of `{REF}` in "
                      f"{r.latency_b1_ms / base.latency_b1_ms:.1f}× its time at batch 1 and "
                      f"{r.latency_b256_ms / base.latency_b256_ms:.1f}× at batch 256: the smaller the batch, the more a network "
                      "this small is dominated by per-layer call overhead rather than by its multiply-adds.")
+    if studies.MLP in s.index:
+        r = s.loc[studies.MLP]
+        text += (f" The landmark MLP has {int(r.params):,} parameters and {int(r.macs):,} multiply-adds and takes "
+                 f"{r.latency_b1_ms:.3f} ms at batch 1; both it and the CNN need MediaPipe's landmarks first (the hand "
+                 "landmarker is not timed here).")
     loads = table["load_avg"].dropna()
     if len(loads):
         text += (f" The 1-minute load average was {loads.min():.1f}–{loads.max():.1f} while the latencies were taken "
@@ -295,7 +359,7 @@ def cost(name: str) -> None:
 
 
 if "fingers" in results:
-    cost("fingers")
+    cost_plot("fingers")
 
 # %% [markdown]
 # ## MNIST, against LeNet-5 as published
@@ -321,7 +385,7 @@ else:
 
 # %%
 if "mnist" in results:
-    display(paired("mnist"))
+    display(Markdown(studies.paired_table(comparisons["mnist"], digits=2)))
     s, table = summaries["mnist"], results["mnist"]
     err = 100 * (1 - s["test_mean"])
     ahead = err[err < paper].index.tolist()

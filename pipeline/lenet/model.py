@@ -5,6 +5,11 @@ LeNet-5 as this project uses it (input 1x28x28)::
     conv1 6@5x5 -> act1 -> pool1 (2) -> conv2 16@5x5 -> act2 -> pool2 (2) -> flatten 256
     -> fc1 120 -> act3 -> fc2 84 -> act4 -> fc3 N
 
+The variants change one of: the activation, the pooling, the input padding, the number of conv
+layers (one, two, or two and an extra 3x3 ``conv3``), the kernel size of conv1 and conv2 (3, 5 or
+7, unpadded as in LeNet-5, so the maps before fc1 shrink as the kernel grows), the channels, the
+hidden fully connected layers, batch norm and dropout.
+
 Activations are separate, non-inplace modules with names (``act1``, ``act2``, ...), so Grad-CAM
 can hook a layer before or after its non-linearity: ``model.layer("conv2")``, ``model.layer("act2")``.
 The model takes floats in [0, 1] and applies its own input normalisation (saved with it), and
@@ -85,8 +90,10 @@ class LeNetConfig:
         num_classes: outputs of the last layer.
         activation: ``relu``, ``tanh`` or ``sigmoid``.
         pool: ``avg`` or ``max`` (2x2, stride 2).
-        channels: output channels of conv1 and conv2 (6, 16 in LeNet-5).
-        conv3: channels of an extra 3x3 conv layer after conv2 (0: none).
+        channels: output channels of conv1 and conv2 (6, 16 in LeNet-5); one entry builds conv1 only
+            (conv1 -> act1 -> pool1 -> fc1).
+        kernel: kernel size of conv1 and conv2 (5 in LeNet-5), without padding.
+        conv3: channels of an extra 3x3 conv layer after conv2 (0: none; needs two ``channels``).
         hidden: sizes of the hidden fully connected layers.
         batch_norm: batch norm after each conv layer.
         dropout: dropout before each fully connected layer (0: none).
@@ -105,7 +112,8 @@ class LeNetConfig:
     num_classes: int = 10
     activation: str = "relu"
     pool: str = "avg"
-    channels: tuple[int, int] = (6, 16)
+    channels: tuple[int, ...] = (6, 16)
+    kernel: int = 5
     conv3: int = 0
     hidden: tuple[int, ...] = (120, 84)
     batch_norm: bool = False
@@ -142,8 +150,14 @@ VARIANTS: dict[str, dict] = {
     "lenet5-sigmoid": {"activation": "sigmoid"},
     # As in 1998: tanh, average pooling, and the 28x28 input padded to 32x32 (5x5x16 = 400 features).
     "lenet5-classic": {"activation": "tanh", "pool": "avg", "pad": 2},
-    "lenet5-deep": {"conv3": 32},
+    "lenet5-shallow": {"channels": (6,)},  # one conv layer fewer: conv1 -> pool1 -> fc1 (864 features)
+    "lenet5-deep": {"conv3": 32},  # one conv layer more: a 3x3 conv3 after conv2
+    "lenet5-k3": {"kernel": 3},  # 3x3 kernels: 5x5x16 = 400 features
+    "lenet5-k7": {"kernel": 7},  # 7x7 kernels: 2x2x16 = 64 features
+    "lenet5-narrow": {"channels": (3, 8)},
     "lenet5-wide": {"channels": (12, 32)},
+    "lenet5-hidden1": {"hidden": (120,)},  # one hidden fully connected layer fewer
+    "lenet5-hidden3": {"hidden": (120, 84, 84)},  # one more
     "lenet5-bn": {"batch_norm": True},
     "lenet5-dropout": {"dropout": 0.3},
 }
@@ -158,33 +172,38 @@ class LeNet(nn.Module):
             raise UserError(f"unknown activation {config.activation!r}; choose {', '.join(ACTIVATIONS)}")
         if config.pool not in POOLS:
             raise UserError(f"unknown pooling {config.pool!r}; choose {', '.join(POOLS)}")
-        self.config = config
-        act, pool = ACTIVATIONS[config.activation], POOLS[config.pool]
-        c1, c2 = config.channels
-        bias = not config.zero_background
+        if len(config.channels) not in (1, 2):
+            raise UserError(f"channels must name 1 or 2 conv layers, got {list(config.channels)}")
+        if config.kernel < 1 or config.kernel % 2 == 0:
+            raise UserError(f"kernel size must be odd and positive, got {config.kernel}")
+        if config.conv3 and len(config.channels) != 2:
+            raise UserError("conv3 comes after conv2: it needs two channels entries")
         if config.zero_background and (config.batch_norm or config.activation == "sigmoid"):
             raise UserError("zero_background holds only without batch norm and with relu or tanh")
-        layers: list[tuple[str, nn.Module]] = [("conv1", nn.Conv2d(1, c1, 5, padding=config.pad, bias=bias))]
-        if config.batch_norm:
-            layers.append(("bn1", nn.BatchNorm2d(c1)))
-        layers += [("act1", act()), ("pool1", pool(2)), ("conv2", nn.Conv2d(c1, c2, 5, bias=bias))]
-        if config.batch_norm:
-            layers.append(("bn2", nn.BatchNorm2d(c2)))
-        layers.append(("act2", act()))
-        side = (config.in_size + 2 * config.pad - 4) // 2 - 4
-        out_channels = c2
-        n_act = 2
-        if config.conv3:
-            layers.append(("conv3", nn.Conv2d(c2, config.conv3, 3, padding=1, bias=bias)))
+        self.config = config
+        act, pool = ACTIVATIONS[config.activation], POOLS[config.pool]
+        bias, k = not config.zero_background, config.kernel
+        layers: list[tuple[str, nn.Module]] = []
+        side, in_channels = config.in_size + 2 * config.pad, 1
+        for i, channels in enumerate(config.channels, start=1):
+            layers.append((f"conv{i}", nn.Conv2d(in_channels, channels, k, padding=config.pad if i == 1 else 0, bias=bias)))
             if config.batch_norm:
-                layers.append(("bn3", nn.BatchNorm2d(config.conv3)))
-            n_act += 1
-            layers.append((f"act{n_act}", act()))
-            out_channels = config.conv3
-        layers.append(("pool2", pool(2)))
-        side //= 2
-        if side < 1:
-            raise UserError(f"input size {config.in_size} is too small for LeNet-5; use at least 16 pixels")
+                layers.append((f"bn{i}", nn.BatchNorm2d(channels)))
+            layers.append((f"act{i}", act()))
+            side -= k - 1
+            if i == 2 and config.conv3:
+                layers.append(("conv3", nn.Conv2d(channels, config.conv3, 3, padding=1, bias=bias)))
+                if config.batch_norm:
+                    layers.append(("bn3", nn.BatchNorm2d(config.conv3)))
+                layers.append(("act3", act()))
+                channels = config.conv3
+            layers.append((f"pool{i}", pool(2)))
+            side //= 2
+            in_channels = channels
+            if side < 1:
+                raise UserError(f"input size {config.in_size} is too small for these conv layers (kernel {k}); "
+                                "use a larger input or a smaller kernel")
+        n_act, out_channels = len(config.channels) + (1 if config.conv3 else 0), in_channels
         self.features = nn.Sequential(OrderedDict(layers))
         head: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
         width = out_channels * side * side

@@ -206,7 +206,8 @@ def evaluate_landmark_mlp(data: Dataset, split: Split, config: TrainConfig = LAN
     """Train on ``split`` and measure once on its test split: a row for a comparison table with the CNN.
 
     Keys: ``test_accuracy``, ``val_accuracy``, ``majority`` (the test share of the most common training
-    class), ``best_epoch``, ``epochs`` (run), ``parameters``, ``seconds`` (training and prediction).
+    class), ``best_epoch``, ``epochs`` (run), ``parameters``, ``seconds`` (training and prediction), and
+    ``model`` (the trained :class:`LandmarkMLP`).
     """
     start = time.perf_counter()
     model, history = train_landmark_mlp(data, split, config, mirror)
@@ -217,4 +218,5 @@ def evaluate_landmark_mlp(data: Dataset, split: Split, config: TrainConfig = LAN
     majority_class = int(torch.bincount(train_labels).argmax())
     return {"test_accuracy": accuracy(test_logits, test_labels), "val_accuracy": best.val_acc,
             "majority": float((test_labels == majority_class).float().mean()), "best_epoch": best.epoch,
-            "epochs": len(history), "parameters": sum(p.numel() for p in model.parameters()), "seconds": seconds}
+            "epochs": len(history), "parameters": sum(p.numel() for p in model.parameters()), "seconds": seconds,
+            "model": model}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import pipeline.study as study
-from helpers import REPO, error_line, run_main
+from helpers import DATA, REPO, error_line, require, run_main
 
 FINGERS = str(REPO / "data" / "fingers")
 
@@ -19,8 +19,18 @@ FINGERS = str(REPO / "data" / "fingers")
     (["--mnist", "/nonexistent/mnist"], "error: /nonexistent/mnist: no such folder (--mnist)"),
     (["--data", FINGERS, "--limit", "3"], "argument --limit: must be at least 10, got 3"),
     (["--data", FINGERS, "--mnist", "/x"], "error: give one kind of data"),
+    (["--data", FINGERS, "--splits", "2", "2"], "error: each split may be named only once"),
+    (["--data", FINGERS, "--variants", "lenet5", "lenet5"], "error: each variant may be named only once"),
 ])
 def test_bad_input_is_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     code, out, err = run_main(study, *args, "--out", str(tmp_path / "s"), "--quiet")
     assert code == 2 and message in error_line(err) and out == ""
     assert not (tmp_path / "s").exists()
+
+
+def test_the_landmark_mlp_needs_hand_data(tmp_path: Path) -> None:
+    require(DATA / "mnist", "MNIST idx files")
+    code, out, err = run_main(study, "--mnist", str(DATA / "mnist"), "--variants", "landmark-mlp",
+                              "--out", str(tmp_path / "s"), "--quiet")
+    assert code == 2 and out == "" and not (tmp_path / "s").exists()
+    assert error_line(err).startswith("error: unknown variant(s) landmark-mlp (landmark-mlp needs hand data, with landmarks)")

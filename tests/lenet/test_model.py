@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import UserError
-from pipeline.lenet.model import VARIANTS, LeNetConfig, build_model, count_macs, count_parameters
+from pipeline.lenet.model import VARIANTS, LeNet, LeNetConfig, build_model, count_macs, count_parameters
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -35,7 +35,7 @@ def test_a_black_background_stays_exactly_zero_through_the_features(name: str) -
     model = build_model(name, 7, mean=0.3, std=0.2, zero_background=True).eval()
     torch.nn.init.normal_(model.layer("conv1").weight)  # any weights: the property is by design
     x = torch.zeros(3, 1, 28, 28)
-    x[:, :, 20:, 20:] = torch.rand(3, 1, 8, 8)  # a hand in one corner only
+    x[:, :, 22:, 22:] = torch.rand(3, 1, 6, 6)  # a hand in one corner only (outside even lenet5-k7's first cell)
     with torch.no_grad():
         features = model.features((x - model.mean) / model.std)
     assert features[:, :, 0, 0].abs().max() == 0 and features.abs().max() > 0
@@ -67,6 +67,43 @@ def test_variants_differ_in_what_their_name_says() -> None:
     assert hasattr(build_model("lenet5-dropout", 6).classifier, "drop1")
     classic = build_model("lenet5-classic", 10)
     assert classic.classifier.fc1.in_features == 400  # the 1998 net: 32x32 input, 16@5x5 maps
+    shallow = build_model("lenet5-shallow", 6)
+    assert shallow.conv_layers() == ["conv1"] and shallow.classifier.fc1.in_features == 6 * 12 * 12
+    for name, k, features in (("lenet5-k3", 3, 16 * 5 * 5), ("lenet5-k7", 7, 16 * 2 * 2)):
+        model = build_model(name, 6)
+        assert model.features.conv1.kernel_size == model.features.conv2.kernel_size == (k, k)
+        assert model.classifier.fc1.in_features == features
+    assert build_model("lenet5-narrow", 6).features.conv2.out_channels == 8
+    def fc(name: str) -> list[str]:
+        return [n for n, m in build_model(name, 6).classifier.named_children() if isinstance(m, nn.Linear)]
+
+    assert fc("lenet5-hidden1") == ["fc1", "fc2"] and fc("lenet5-hidden3") == ["fc1", "fc2", "fc3", "fc4"]
+
+
+def test_new_variants_count_as_by_hand() -> None:
+    """Parameters and MACs of the depth and kernel variants, counted by hand (10 classes)."""
+    k7 = build_model("lenet5-k7", 10)  # conv1 22x22, pool 11, conv2 5x5, pool 2 (floor): 64 features
+    assert count_parameters(k7) == 6 * (49 + 1) + 16 * (6 * 49 + 1) + 120 * 65 + 84 * 121 + 10 * 85
+    assert count_macs(k7) == 22 * 22 * 6 * 49 + 5 * 5 * 16 * 294 + 64 * 120 + 120 * 84 + 84 * 10
+    shallow = build_model("lenet5-shallow", 10)
+    assert count_parameters(shallow) == 6 * 26 + 120 * 865 + 84 * 121 + 10 * 85
+    assert count_macs(shallow) == 24 * 24 * 6 * 25 + 864 * 120 + 120 * 84 + 84 * 10
+    k3 = build_model("lenet5-k3", 10)  # conv1 26, pool 13, conv2 11, pool 5
+    assert count_macs(k3) == 26 * 26 * 6 * 9 + 11 * 11 * 16 * 54 + 400 * 120 + 120 * 84 + 84 * 10
+
+
+def test_old_settings_load_and_bad_shapes_are_refused() -> None:
+    """A checkpoint's settings from before ``kernel`` existed build the same LeNet-5; impossible shapes are one line."""
+    old = {"num_classes": 6, "activation": "relu", "pool": "avg", "channels": [6, 16], "conv3": 0, "hidden": [120, 84],
+           "batch_norm": False, "dropout": 0.0, "in_size": 28, "pad": 0, "mean": 0.1, "std": 0.3}
+    config = LeNetConfig.from_dict(old)
+    assert config.kernel == 5 and config.channels == (6, 16)
+    assert count_parameters(LeNet(config)) == count_parameters(build_model("lenet5", 6))
+    for values, message in (({"channels": (6, 16, 32)}, "1 or 2 conv layers"), ({"kernel": 4}, "must be odd"),
+                            ({"channels": (6,), "conv3": 8}, "needs two channels"),
+                            ({"kernel": 7, "in_size": 16}, "too small")):
+        with pytest.raises(UserError, match=message):
+            LeNet(LeNetConfig(**values))
 
 
 def test_layer_lookup_and_errors() -> None:
