@@ -41,6 +41,10 @@ def probability(text: str) -> float:
     return value
 
 
+#: Where ``--dataset NAME`` looks (relative to the working folder): the shared data beside a checkout.
+PUBLIC_PLACES = {"mnist": "../shared/data/mnist", "signmnist": "../shared/data/signmnist/sign_mnist_test.csv.gz"}
+
+
 def add_data_options(parser: argparse.ArgumentParser, default_data: str | None = None) -> None:
     """``--data DIR`` (repeatable), ``--mnist DIR`` or ``--signmnist CSV``: what to train or study on."""
     g = parser.add_argument_group("data (one kind)")
@@ -49,6 +53,9 @@ def add_data_options(parser: argparse.ArgumentParser, default_data: str | None =
                    help=f"a dataset folder made by collect; repeat to train on several at once{default}")
     g.add_argument("--mnist", metavar="DIR", help="MNIST: the folder holding its idx files")
     g.add_argument("--signmnist", metavar="CSV", help="Sign Language MNIST: its Kaggle CSV (label,pixel1..pixel784)")
+    g.add_argument("--dataset", choices=PUBLIC_PLACES, metavar="NAME",
+                   help="a public set where this project keeps it, beside the checkout: "
+                        + ", ".join(f"{k} ({v})" for k, v in PUBLIC_PLACES.items()))
     parser.set_defaults(default_data=default_data)
 
 
@@ -56,8 +63,14 @@ def data_spec_from(args: argparse.Namespace) -> DataSpec:
     """The :class:`DataSpec` of :func:`add_data_options`; a missing path is one line naming it."""
     chosen = [(kind, paths) for kind, paths in (("hands", args.data), ("mnist", args.mnist and [args.mnist]),
                                                 ("signmnist", args.signmnist and [args.signmnist])) if paths]
+    if getattr(args, "dataset", None):
+        place = PUBLIC_PLACES[args.dataset]
+        if not Path(place).exists():
+            option = "--mnist DIR" if args.dataset == "mnist" else "--signmnist CSV"
+            raise UserError(f"--dataset {args.dataset}: not found at {place}; pass its path with {option}")
+        chosen.append((args.dataset, [place]))
     if len(chosen) > 1:
-        raise UserError("give one kind of data: --data DIR (one or more), --mnist DIR or --signmnist CSV")
+        raise UserError("give one kind of data: --data DIR (one or more), --mnist DIR, --signmnist CSV or --dataset NAME")
     if not chosen:
         if not args.default_data:
             raise UserError("no data given: pass --data DIR (a dataset made by collect), --mnist DIR or --signmnist CSV")

@@ -17,11 +17,12 @@ from typing import Sequence
 
 from pipeline.cli_options import add_hand_options, add_model_option, at_least, probability
 from pipeline.errors import run_command
+from pipeline.explainers.quality import CAM_METHODS, DEFAULT_EXPLAINER
 from pipeline.lenet.checkpoint import load_model
 from pipeline.ui.window import screen_problem
 
 KEYS_HELP = """keys in the window:
-  c  Grad-CAM on / off         n  next Grad-CAM layer (conv1, conv2, ...)
+  c  heat map on / off         n  next layer (input, conv1, act1, conv2, act2)
   s  saliency in the inset     i  crop insets on / off       l  landmarks on / off
   m  mirror the view           space  pause / resume         p  save a screenshot (--screenshots)
   q or Esc  quit
@@ -47,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "demo runs headless and writes its video under runs/demo/")
     add_model_option(parser)
     parser.add_argument("--layer", default=None, metavar="NAME",
-                        help="Grad-CAM layer, e.g. conv1, act2 (default: the last conv layer)")
+                        help=f"heat-map layer: input, conv1, act1, conv2, act2 (default: {DEFAULT_EXPLAINER[1]}, chosen on "
+                             "validation by benchmarks/explain_quality.py)")
+    parser.add_argument("--cam", choices=CAM_METHODS, default=DEFAULT_EXPLAINER[0],
+                        help=f"heat-map method (default: {DEFAULT_EXPLAINER[0]}: HiResCAM relative to a black crop; "
+                             "'gradcam' is plain Grad-CAM, which lights the masked background)")
     parser.add_argument("--threshold", type=probability, default=0.5, metavar="P",
                         help="smoothed confidence below which a hand shows no gesture (default: 0.5)")
     add_hand_options(parser)
@@ -70,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
-    live = LivePipeline(load_model(args.model), threshold=args.threshold)
+    live = LivePipeline(load_model(args.model), threshold=args.threshold, method=args.cam)
     headless, out = args.headless, args.out
     if args.source is None and not headless and screen_problem():  # the first command on a server or in CI
         headless = True

@@ -10,7 +10,7 @@ from helpers import REPO
 PACKAGE = REPO / "pipeline"
 #: The stages in the order a frame flows through them; a module may import its own stage and those before it.
 LAYERS = [
-    {"pipeline", "pipeline.errors", "pipeline.labels", "pipeline.files", "pipeline.resources"},
+    {"pipeline", "pipeline.errors", "pipeline.labels", "pipeline.files", "pipeline.resources", "pipeline.stats"},
     {"pipeline.preprocess"},
     {"pipeline.draw"},
     {"pipeline.data"},
@@ -66,5 +66,5 @@ def test_no_module_imports_a_later_stage_or_a_command() -> None:
 
 def test_every_module_file_belongs_to_a_stage_or_is_a_command() -> None:
     flat = {p.stem for p in PACKAGE.glob("*.py")}
-    assert flat == {"__init__", "__main__", "cli", "cli_options", "errors", "files", "labels", "resources",
+    assert flat == {"__init__", "__main__", "cli", "cli_options", "errors", "files", "labels", "resources", "stats",
                     *(c.split(".")[1] for c in COMMANDS)}

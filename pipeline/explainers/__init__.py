@@ -1,4 +1,4 @@
-"""Explainers: gradient saliency, SmoothGrad, Grad-CAM and Grad-CAM++ on whole batches.
+"""Explainers: gradient saliency, SmoothGrad, Grad-CAM, Grad-CAM++ and HiResCAM on whole batches.
 
 Build one per model (and layer) and reuse it; a call returns raw maps and leaves the model as
 it found it (train/eval mode, parameter ``.grad``, hooks)::
@@ -21,10 +21,10 @@ from pipeline.explainers.base import (
     resolve_targets,
     upsample,
 )
-from pipeline.explainers.gradcam import GradCAM, GradCAMPlusPlus
+from pipeline.explainers.gradcam import INPUT, GradCAM, GradCAMPlusPlus, HiResCAM
 from pipeline.explainers.saliency import Saliency, SmoothGrad
 
 __all__ = [
-    "Explainer", "ForwardPass", "GradCAM", "GradCAMPlusPlus", "RunningMax", "Saliency", "SmoothGrad", "Target", "explaining",
+    "Explainer", "ForwardPass", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "INPUT", "RunningMax", "Saliency", "SmoothGrad", "Target", "explaining",
     "explain_all", "find_layer", "gradients", "layer_grid", "normalize", "resolve_targets", "upsample",
 ]

@@ -159,14 +159,19 @@ class Explainer:
         """Raw maps (B, 1, h, w) from the explained values and the gradient of the target score."""
         raise NotImplementedError
 
+    def prepare(self, x: torch.Tensor) -> None:
+        """Called with each batch before its forward: a method that needs a reference computes it here."""
+
     @contextmanager
     def forward(self, x: torch.Tensor) -> Iterator[ForwardPass]:
         """One forward of a float batch (B, C, H, W), kept for :meth:`ForwardPass.attribute`."""
+        self.prepare(x)
         with _forward(self.model, x, self.layer) as (logits, values):
             yield ForwardPass(self, logits, values)
 
     def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
         """Raw maps (B, 1, h, w) for a float batch (B, C, H, W)."""
+        self.prepare(x)
         values, grad, _ = gradients(self.model, x, target, self.layer)
         return self.maps(values, grad)
 

@@ -13,6 +13,8 @@ from pipeline.explainers import Explainer, explain_all, normalize
 from pipeline.files import save_figure
 from pipeline.lenet.model import predict_logits, to_float
 
+SHOWN_ALONE = ("saliency", "SmoothGrad")
+
 
 def _show(ax: "matplotlib.axes.Axes", image: np.ndarray, cmap: str | None = None, title: str = "") -> None:  # noqa: F821
     ax.imshow(image, cmap=cmap, vmin=0, vmax=1 if image.dtype != np.uint8 else 255, interpolation="nearest")
@@ -25,7 +27,8 @@ def _show(ax: "matplotlib.axes.Axes", image: np.ndarray, cmap: str | None = None
 def plot_map_rows(rows: Sequence[tuple[str, np.ndarray, dict[str, np.ndarray]]], path: str | Path, title: str) -> None:
     """One row per item ``(row label, uint8 crop, {map name: map in [0, 1]})``: the crop, then each map.
 
-    Grad-CAM maps (names starting with ``Grad-CAM``) are blended onto the crop; pixel maps are shown alone.
+    Layer maps (CAMs) are blended onto the crop; the gradient maps of :data:`SHOWN_ALONE` are shown alone
+    (they are signed sensitivities, not places on the crop).
     """
     import cv2
     from matplotlib.figure import Figure
@@ -39,7 +42,7 @@ def plot_map_rows(rows: Sequence[tuple[str, np.ndarray, dict[str, np.ndarray]]],
         _show(axes[r, 0], crop, "gray", columns[0] if r == 0 else "")
         axes[r, 0].set_ylabel(label, fontsize=8)
         for c, (name, heat) in enumerate(maps.items(), start=1):
-            if name.startswith("Grad-CAM"):
+            if name not in SHOWN_ALONE:
                 image = cv2.cvtColor(blend(crop, heat, 0.5), cv2.COLOR_BGR2RGB)
                 _show(axes[r, c], image, None, name if r == 0 else "")
             else:

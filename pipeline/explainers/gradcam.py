@@ -6,7 +6,17 @@ A. Chattopadhyay, A. Sarkar, P. Howlader, V. N. Balasubramanian, "Grad-CAM++: Ge
 Gradient-based Visual Explanations for Deep Convolutional Networks", WACV 2018.
 
 Both are ReLU(sum_k w_k A_k) over the channels A_k of one layer's output; they differ only in
-the channel weights w_k, so each is a :meth:`GradCAM.weights`.
+the channel weights w_k, so each is a :meth:`GradCAM.weights`. HiResCAM (Draelos & Carin 2020)
+keeps the gradient per cell: ReLU(sum_k g_k * A_k).
+
+**Relative to a black crop** (``relative=True``). A crop's background is masked to black, yet
+black is not "nothing" inside the network: the input normalisation moves it to -mean/std, and the
+conv biases add to that, so every background cell of a layer carries the same non-zero
+activation A_k(black). Grad-CAM weights it like evidence: on the shipped model 98 % of conv1's
+heat lies on the background. With ``relative=True`` the maps use A_k(x) - A_k(black), the change
+the image makes to the all-black crop the mask leaves (DeepLIFT's difference from a reference;
+Integrated Grad-CAM, Sattarzadeh et al. 2021, is its path-integrated form). A cell whose receptive
+field holds only background is then exactly 0, at every layer, for any architecture.
 """
 
 from __future__ import annotations
@@ -15,28 +25,77 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.explainers.base import Explainer
+from pipeline.explainers.base import Explainer, explaining
+
+INPUT = "input"
+"""The layer name of the crop itself: a CAM there explains pixels (HiResCAM relative to black: gradient x input)."""
 
 
 class GradCAM(Explainer):
     """Grad-CAM at a conv or activation layer (``conv1``, ``act1``, ``conv2``, ``act2``, ...).
 
     w_k = spatial mean of d y_c / d A_k, with y_c the pre-softmax score of the target class.
-    The default layer is the last conv layer. Equals captum's
-    ``LayerGradCam(model, layer).attribute(x, target, relu_attributions=True)``.
+    The default layer is the last conv layer. With ``relative=False`` it equals captum's
+    ``LayerGradCam(model, layer).attribute(x, target, relu_attributions=True)``; with
+    ``relative=True`` the activations are taken relative to an all-black crop (see the module).
     """
 
-    def __init__(self, model: nn.Module, layer: str | nn.Module | None = None):
+    def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, relative: bool = False):
         if layer is None:
             layer = model.conv_layers()[-1]
-        super().__init__(model, layer)
+        # "input": the crop itself is the layer (one channel, one cell per pixel); relative to black and
+        # with HiResCAM's per-cell weights, that is gradient x input.
+        super().__init__(model, None if layer == INPUT else layer)
+        self.relative = relative
+        self._black: tuple[tuple, torch.Tensor] | None = None
 
     def maps(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        acts = acts - self._black[1] if self.relative else acts
         return F.relu((self.weights(acts, grads) * acts).sum(1, keepdim=True))
+
+    def prepare(self, x: torch.Tensor) -> None:
+        if self.relative:
+            self._black = self.black_activation(x)
+
+    def black_activation(self, x: torch.Tensor) -> tuple[tuple, torch.Tensor]:
+        """``(key, (1, K, h, w))``: the layer's output on an all-black crop shaped as ``x[:1]`` (zeros: the
+        model normalises inside), with the key it was made for.
+
+        Cached, and made again when the input's shape or a parameter changes (PyTorch counts in-place
+        updates in each tensor's ``_version``), so a model that trains between calls is never explained
+        against a stale reference.
+        """
+        key = (x.shape[1:], x.dtype, x.device, tuple((id(p), p._version) for p in self.model.parameters()))
+        if self._black is not None and self._black[0] == key:
+            return self._black
+        if self.layer is None:
+            return key, torch.zeros_like(x[:1])
+        seen: list[torch.Tensor] = []
+        handle = self.layer.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
+        try:
+            with explaining(self.model), torch.no_grad():
+                self.model(torch.zeros_like(x[:1]))
+        finally:
+            handle.remove()
+        return key, seen[0]
 
     def weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         """(B, K, 1, 1) channel weights from the layer's output and its gradient."""
         return grads.mean((2, 3), keepdim=True)
+
+
+class HiResCAM(GradCAM):
+    """HiResCAM (Draelos & Carin 2020): ReLU(sum_k g_k * A_k), the gradient kept per cell.
+
+    R. L. Draelos, L. Carin, "Use HiResCAM instead of Grad-CAM for faithful explanations of
+    convolutional neural networks", arXiv:2011.08891, 2020. Relative to black, it is the first-order
+    share of y_c(x) - y_c(black) that each cell carries; at the layer ``"input"`` it is ReLU(x * dy_c/dx),
+    gradient x input (Shrikumar et al. 2016, arXiv:1605.01713): a background pixel scores exactly 0.
+    """
+
+    def maps(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        acts = acts - self._black[1] if self.relative else acts
+        return F.relu((grads * acts).sum(1, keepdim=True))
 
 
 class GradCAMPlusPlus(GradCAM):

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
-from pipeline.explainers import GradCAM, RunningMax, Saliency, normalize
+from pipeline.explainers import INPUT, GradCAM, RunningMax, Saliency, normalize
+from pipeline.explainers.quality import CAM_METHODS, DEFAULT_EXPLAINER, METHODS
 from pipeline.labels import NONE_LABEL
 from pipeline.lenet.checkpoint import LoadedModel
 from pipeline.lenet.model import to_float
@@ -114,17 +115,24 @@ class LivePipeline:
         decay: per-frame decay of each hand's heatmap scale (:class:`~pipeline.explainers.RunningMax`).
     """
 
-    def __init__(self, model: LoadedModel, threshold: float = 0.5, smooth: bool = True, decay: float = 0.95):
+    def __init__(self, model: LoadedModel, threshold: float = 0.5, smooth: bool = True, decay: float = 0.95,
+                 method: str = DEFAULT_EXPLAINER[0]):
         if not 0.0 <= threshold <= 1.0:
             raise UserError(f"--threshold must be between 0 and 1, got {threshold}")
+        if method not in CAM_METHODS:
+            raise UserError(f"unknown map method {method!r}; choose one of {', '.join(CAM_METHODS)}")
+        #: The CAM method of the heat maps (:data:`pipeline.explainers.quality.METHODS`).
+        self.method = method
         self.settings: CropSettings = model.require_hand_crops()
         self.model, self.net = model.network.eval(), model.explained
         self.labels = list(model.labels)
-        #: The layers Grad-CAM can explain at (every layer with a spatial map); the conv layers, which the
-        #: demo's ``n`` key steps through; and the default: the last conv layer.
-        self.layers = [n for n, _ in self.net.features.named_children() if not n.startswith(("pool", "drop"))]
-        self.conv_layers = self.net.conv_layers()
-        self.default_layer = self.conv_layers[-1]
+        #: The layers a CAM can explain at (the input, and every layer with a spatial map); those the
+        #: demo's ``n`` key steps through (input, then each conv layer and its activation); and the
+        #: default (:data:`DEFAULT_EXPLAINER`'s, else the last conv layer).
+        features = [n for n, _ in self.net.features.named_children() if not n.startswith(("pool", "drop"))]
+        self.layers = [INPUT, *features]
+        self.key_layers = [INPUT, *[n for n in features if n.startswith(("conv", "act"))]]
+        self.default_layer = DEFAULT_EXPLAINER[1] if DEFAULT_EXPLAINER[1] in self.layers else self.net.conv_layers()[-1]
         self.threshold, self.decay = threshold, decay
         self._cams: dict[str, GradCAM] = {}
         self._saliency = Saliency(self.net)
@@ -150,9 +158,9 @@ class LivePipeline:
         return name
 
     def cam(self, layer: str) -> GradCAM:
-        """The Grad-CAM of a layer, built once and reused."""
+        """The CAM of a layer (:attr:`method`), built once and reused."""
         if layer not in self._cams:
-            self._cams[self.check_layer(layer)] = GradCAM(self.net, layer)
+            self._cams[self.check_layer(layer)] = METHODS[self.method](self.net, layer)
         return self._cams[layer]
 
     # -- one frame

@@ -188,7 +188,11 @@ def warp(image: np.ndarray, affine: np.ndarray, size: tuple[int, int], flags: in
 
 
 def hand_mask(points: np.ndarray, kind: str, size: int, bone_width: float) -> np.ndarray | None:
-    """A uint8 (size, size) mask, 255 on the hand, from landmarks already in crop pixels."""
+    """A uint8 (size, size) mask, 255 on the hand, from landmarks already in crop pixels.
+
+    ``kind``: ``bones`` (palm and finger bones, the crop mask), ``hull`` (their convex hull),
+    ``fingers`` (the finger bones beyond the knuckles only: where a count is shown), or ``none``.
+    """
     if kind == "none":
         return None
     mask = np.zeros((size, size), np.uint8)
@@ -202,12 +206,15 @@ def hand_mask(points: np.ndarray, kind: str, size: int, bone_width: float) -> np
         cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, shift)
         cv2.polylines(mask, [hull], True, 255, width, cv2.LINE_AA, shift)
         return mask
-    cv2.fillPoly(mask, [pts[list(PALM)]], 255, cv2.LINE_AA, shift)
-    for a, b in HAND_CONNECTIONS:
+    fingers = kind == "fingers"
+    if not fingers:
+        cv2.fillPoly(mask, [pts[list(PALM)]], 255, cv2.LINE_AA, shift)
+    bones = [(a, b) for a, b in HAND_CONNECTIONS if not (fingers and a in PALM and b in PALM)]
+    for a, b in bones:
         cv2.line(mask, tuple(pts[a]), tuple(pts[b]), 255, width, cv2.LINE_AA, shift)
     # Round joints and fingertips; the tip landmark sits a little inside the finger's end.
-    for p in pts:
-        cv2.circle(mask, tuple(p), width // 2, 255, -1, cv2.LINE_AA, shift)
+    for i in sorted({i for bone in bones for i in bone}):
+        cv2.circle(mask, tuple(pts[i]), width // 2, 255, -1, cv2.LINE_AA, shift)
     return mask
 
 

@@ -35,7 +35,6 @@ import os
 import platform
 import statistics
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -49,6 +48,7 @@ from pipeline.errors import UserError
 from pipeline.files import atomic_path, atomic_write_text, check_writable, display_path, save_figure
 from pipeline.lenet.checkpoint import load_model
 from pipeline.lenet.model import VARIANTS, count_macs, count_parameters
+from pipeline.stats import hierarchical_bootstrap
 from pipeline.training.augment import NO_AUGMENT, AugmentConfig
 from pipeline.training.loop import TrainConfig
 from pipeline.training.run import Split, make_split, train_run
@@ -481,21 +481,9 @@ def cluster_bootstrap(cells, boots: int = 10_000, level: float = 0.95, seed: int
     values = np.asarray(cells, np.float64)
     if values.ndim == 1:
         values = values[:, None]
-    present = ~np.isnan(values)
-    if not present.any():
-        return float("nan"), float("nan"), float("nan")
-    rows = values[present.any(1)]
-    n_splits, n_seeds = rows.shape
-    rng = np.random.default_rng(seed)
-    pick_split = rng.integers(n_splits, size=(boots, n_splits))
-    pick_seed = rng.integers(n_seeds, size=(boots, n_splits, n_seeds))
-    drawn = rows[pick_split[:, :, None], pick_seed]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a draw of missing cells only: its mean is NaN, dropped
-        means = np.nanmean(drawn.reshape(boots, -1), axis=1)
-    means = means[~np.isnan(means)]
-    tail = (1 - level) / 2
-    return float(np.nanmean(values)), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+    splits = np.repeat(np.arange(len(values)), values.shape[1])
+    interval = hierarchical_bootstrap(values.ravel(), splits, boots, level, seed)
+    return interval.mean, interval.low, interval.high
 
 
 def holm(p_values) -> np.ndarray:

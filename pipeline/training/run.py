@@ -88,25 +88,31 @@ class RunResult:
 
 def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConfig = TrainConfig(),
               members: int = 1, split: Split | None = None, resume: bool = False, progress: bool = True,
-              log: Callable[[str], None] = print, data_spec: DataSpec | None = None, force: bool = False) -> RunResult:
+              log: Callable[[str], None] = print, data_spec: DataSpec | None = None, force: bool = False,
+              model_overrides: dict | None = None) -> RunResult:
     """Train ``members`` models (seeds ``config.seed``, ``+1``, ...) and write the run folder.
 
     With several members the checkpoint is an ensemble (mean log-probabilities). Selection uses
     validation only; the test split is predicted once, at the end. ``run.json`` records what the
     run is (data, labels, crop settings, model, recipe, split); ``resume`` continues an interrupted
     run only if all of that agrees, and a finished run is replaced only with ``force``.
+    ``model_overrides`` change the named variant's :class:`~pipeline.lenet.model.LeNetConfig` (for
+    example ``{"zero_background": True}``); they are part of the recipe.
     """
     out = Path(out)
     check_trainable(data)
     split = split or make_split(data, seed=config.seed)
-    prepare_folder(out, run_recipe(data, model_name, config, members, split, data_spec), resume, force)
+    recipe = run_recipe(data, model_name, config, members, split, data_spec)
+    if model_overrides:
+        recipe["model_overrides"] = dict(model_overrides)
+    prepare_folder(out, recipe, resume, force)
     names = sorted(set(data.index["dataset"])) if "dataset" in data.index else [display_path(data.root)]
     groups = split.groups(data)
     log(f"data {', '.join(names)}: {len(data)} samples, {len(data.label_names)} classes; split by group: "
         + ", ".join(f"{part} {len(getattr(split, part))} samples ({len(groups[part])} groups)" for part in ("train", "val", "test")))
     start = time.perf_counter()
     mean, std = input_normalisation(data.images[split.train])
-    trained = [train_member(data, split, model_name, config, k, mean, std, out, resume, progress, log)
+    trained = [train_member(data, split, model_name, config, k, mean, std, out, resume, progress, log, model_overrides)
                for k in range(members)]
     models = [m.model for m in trained]
     val = predict_split(models, data, split.val)
@@ -198,7 +204,8 @@ class Member:
 
 
 def train_member(data: Dataset, split: Split, model_name: str, config: TrainConfig, k: int, mean: float, std: float,
-                 out: Path, resume: bool, progress: bool, log: Callable[[str], None]) -> Member:
+                 out: Path, resume: bool, progress: bool, log: Callable[[str], None],
+                 overrides: dict | None = None) -> Member:
     """Train member ``k`` (seed ``config.seed + k``), continuing from ``resume{k}.pt`` or loading ``member{k}.pt``.
 
     ``resume{k}.pt`` is written after every epoch; ``member{k}.pt`` once the member is done, so an
@@ -207,7 +214,7 @@ def train_member(data: Dataset, split: Split, model_name: str, config: TrainConf
     seed = config.seed + k
     member_file, resume_file = out / f"member{k}.pt", out / f"resume{k}.pt"
     torch.manual_seed(seed)  # the initial weights are part of what a seed fixes
-    model = build_model(model_name, len(data.label_names), mean=mean, std=std)
+    model = build_model(model_name, len(data.label_names), **{"mean": mean, "std": std, **(overrides or {})})
     if member_file.exists():  # finished before an interruption
         saved = torch.load(member_file, weights_only=True)
         model.load_state_dict(saved["weights"])

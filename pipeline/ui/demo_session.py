@@ -28,7 +28,7 @@ from pipeline.draw import annotations as draw
 from pipeline.draw.heatmaps import blend, overlay_on_frame
 from pipeline.errors import UserError
 from pipeline.files import check_writable, refuse_existing, write_failed
-from pipeline.live.compute import Explain, LivePipeline, LiveResult, mirror_result
+from pipeline.live.compute import DEFAULT_EXPLAINER, Explain, LivePipeline, LiveResult, mirror_result
 from pipeline.live.timing import STAGES, StageTimes
 from pipeline.preprocess.detector_process import DetectorDied, DetectorProcess
 from pipeline.preprocess.hands import Hand
@@ -87,6 +87,7 @@ class ViewState:
 
     layer: str
     cam: bool = True
+    method: str = DEFAULT_EXPLAINER[0]  # the CAM method (its name is shown with the layer)
     saliency: bool = False
     landmarks: bool = True
     inset: bool = True
@@ -121,7 +122,7 @@ def handle_key(state: ViewState, key: int, layers: Sequence[str]) -> Action:
     elif action is Action.LAYER:
         at = list(layers).index(state.layer) if state.layer in layers else -1
         state.layer = layers[(at + 1) % len(layers)]
-        state.message = f"Grad-CAM at {state.layer}"
+        state.message = f"{state.method} at {state.layer}"
     elif action is Action.PAUSE:
         if state.ended:
             state.message = "the source has ended: q quits"
@@ -145,7 +146,7 @@ def label_text(names: Sequence[str], label: int | None, probs: np.ndarray) -> st
 def stats_lines(times: StageTimes, state: ViewState) -> list[str]:
     """FPS and what is shown, then the milliseconds of each stage over the last frames."""
     ms = times.recent_ms()
-    head = f"{times.recent_fps():.1f} FPS   " + (f"Grad-CAM {state.layer}" if state.cam else "Grad-CAM off")
+    head = f"{times.recent_fps():.1f} FPS   " + (f"{state.method} {state.layer}" if state.cam else "heat map off")
     if state.paused:
         head += "   ended" if state.ended else "   paused"
     return [head, "ms  " + "  ".join(f"{s} {ms[s]:.1f}" for s in STAGES)]
@@ -319,7 +320,7 @@ def run_session(frames: Iterable[tuple[Frame, list[Hand], float]], live: LivePip
     frame until the user quits. Returns the summary, the stage times, and the mean FPS;
     ``summary.interrupted`` tells whether Ctrl-C ended it.
     """
-    state = state or ViewState(live.default_layer)
+    state = state or ViewState(live.default_layer, method=live.method)
     summary, times = Summary(live.labels), StageTimes()
     items = iter(frames)
     held: tuple[Frame, list[Hand], float] | None = None
@@ -359,7 +360,7 @@ def run_session(frames: Iterable[tuple[Frame, list[Hand], float]], live: LivePip
                     wait = PAUSED_WAIT_MS
                 else:
                     wait = pacer.delay_ms(frame.timestamp_ms, time.monotonic()) if pacer else 1
-                action = handle_key(state, window.show(view, wait), live.conv_layers)
+                action = handle_key(state, window.show(view, wait), live.key_layers)
                 if action is Action.SCREENSHOT:
                     state.message = f"saved {save_screenshot(view, screenshots, frame.index)}"
                 if window.closed():
@@ -409,7 +410,7 @@ def run_demo(source: str | None, live: LivePipeline, layer: str | None = None, h
             video.fps = src.fps or video.fps
         window = None if headless else Window(WINDOW_TITLE)
         pacer = Pacer() if window is not None and not isinstance(src, CameraSource) else None
-        state = ViewState(layer, message=f"{layer}: Grad-CAM of the label each hand shows")
+        state = ViewState(layer, method=live.method, message=f"{live.method} at {layer}: the heat map of the label each hand shows")
         try:
             result = run_session(frames, live, state, window, pacer, video, max_frames, screenshots)
         finally:

@@ -1,4 +1,4 @@
-"""Scores of explanation maps on real crops: hand masks, pointing game, deletion, sanity checks."""
+"""Scores of explanation maps on real crops: hand masks, pointing game, background share, similarity measures, sanity checks."""
 
 from __future__ import annotations
 
@@ -8,21 +8,24 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.explainers import GradCAM, Saliency, normalize, upsample
+from pipeline.explainers import GradCAM, Saliency
 from pipeline.explainers.scores import (
+    SIMILARITIES,
+    background_share,
     cascading_randomisation,
+    compare_maps,
     constant_maps,
     crop_landmarks,
-    deletion_curves,
-    deletion_order,
-    deletion_score,
     hand_masks,
+    hog_similarity,
     localisation_scores,
     mass_inside,
     pointing_game,
     spearman,
+    spearman_within,
+    ssim,
 )
-from pipeline.lenet.model import predict_logits, to_float
+from pipeline.lenet.model import to_float
 
 FINGERS = Path(__file__).resolve().parents[2] / "data" / "fingers"
 
@@ -58,6 +61,14 @@ def test_hand_masks_cover_the_landmarks_and_the_visible_hand(fingers, hands) -> 
     assert (hull & masks).sum() / masks.sum() > 0.98 and hull.sum() > masks.sum()  # the hull holds the bones
     with pytest.raises(ValueError):
         hand_masks(points, kind="none")
+    # The fingers lie on the bones, without the palm; dilation by 2 px grows the mask, and keeps it.
+    fingers = hand_masks(points, kind="fingers")
+    assert (fingers & masks).sum() / fingers.sum() > 0.98 and 0.3 * masks.sum() < fingers.sum() < 0.9 * masks.sum()
+    tips = points[:, [4, 8, 12, 16, 20]]
+    cols, rows = np.clip(np.floor(tips[..., 0]).astype(int), 0, 27), np.clip(np.floor(tips[..., 1]).astype(int), 0, 27)
+    assert fingers[np.arange(40)[:, None], rows, cols].all()
+    dilated = hand_masks(points, dilate=2)
+    assert (dilated | masks).sum() == dilated.sum() and dilated.sum() > 1.3 * masks.sum()
 
 
 def test_pointing_game_and_mass_inside(hands) -> None:
@@ -78,40 +89,11 @@ def test_pointing_game_and_mass_inside(hands) -> None:
     assert not pointing_game(torch.ones(n, 1, 28, 28), masks).any()
     assert np.allclose(mass_inside(torch.ones(n, 1, 28, 28), masks), masks.mean((1, 2)))
     assert np.isnan(mass_inside(torch.zeros(n, 1, 28, 28), masks)).all()
+    assert np.allclose(background_share(both, masks), 0.5) and np.allclose(background_share(off_hand, masks), 1.0)
     scores = localisation_scores(on_hand, masks)
     assert scores["pointing"] == 1.0 and scores["mass_inside"] == 1.0 and scores["constant"] == 0.0
     with pytest.raises(ValueError):
         pointing_game(torch.zeros(n, 1, 14, 14), masks)
-
-
-def test_deletion_order_breaks_ties_at_random() -> None:
-    maps = torch.zeros(2, 1, 4, 4)
-    maps[:, 0, 3, 3] = 1.0
-    order = deletion_order(maps)
-    assert (order[:, 0] == 15).all() and sorted(order[0].tolist()) == list(range(16))
-    assert order[0, 1:].tolist() != list(range(15))  # not raster order
-    assert torch.equal(deletion_order(maps, seed=3), deletion_order(maps, seed=3))
-
-
-def test_deletion_of_a_faithful_map_beats_a_random_map(trained) -> None:
-    model, x, y = trained
-    assert (predict_logits(model, x).argmax(1) == y).float().mean() > 0.7
-    # "Perfect" for deletion: the crop itself (the bright hand pixels first) ...
-    curves = deletion_curves(model, x, y, x)
-    assert curves.shape == (len(x), 21)
-    full = model(x).softmax(1)[torch.arange(len(x)), y]
-    assert torch.allclose(curves[:, 0], full.detach(), atol=1e-6)  # step 0: the intact crop
-    black = model(torch.zeros_like(x)).softmax(1)[torch.arange(len(x)), y].detach()
-    assert torch.allclose(curves[:, -1], black, atol=1e-6)  # last step: an all-black image
-    random_maps = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
-    faithful, random = deletion_score(curves).mean(), deletion_score(deletion_curves(model, x, y, random_maps)).mean()
-    # ... and the model's own Grad-CAM beat a random order by far.
-    cam = GradCAM(model, "act1")
-    gradcam = deletion_score(deletion_curves(model, x, y, normalize(upsample(cam(x, y), 28, cam.grid)))).mean()
-    assert faithful < random - 0.1 and gradcam < random - 0.1, (faithful, gradcam, random)
-    assert model.training is False
-    # The area of a flat curve is its height.
-    assert torch.allclose(deletion_score(torch.full((3, 11), 0.25)), torch.full((3,), 0.25))
 
 
 def test_spearman_and_constant_maps() -> None:
@@ -123,15 +105,46 @@ def test_spearman_and_constant_maps() -> None:
     assert torch.equal(spearman(a, flat), torch.zeros(3))
 
 
+def test_ssim_and_hog_similarity() -> None:
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(4, 1, 28, 28, generator=gen)
+    smooth = torch.nn.functional.avg_pool2d(a, 5, 1, 2)
+    # Identical maps score 1 (SSIM after min-max scaling, so a rescaled map is identical too).
+    assert torch.allclose(ssim(a, a), torch.ones(4), atol=1e-6) and torch.allclose(ssim(a, 3 * a + 1), torch.ones(4), atol=1e-5)
+    assert torch.allclose(hog_similarity(a, a), torch.ones(4), atol=1e-6)
+    # Unrelated noise is far from identical by both; a map and its inverse have opposite gradients.
+    b = torch.rand(4, 1, 28, 28, generator=gen)
+    assert (ssim(a, b) < 0.2).all() and (hog_similarity(smooth, torch.rand(4, 1, 28, 28, generator=gen)) < 0.5).all()
+    assert (hog_similarity(smooth, 1 - smooth) > 0.8).all()  # HOG bins unsigned gradients: edges, not their sign
+    scores = compare_maps(a, -a)
+    assert set(scores) == set(SIMILARITIES)
+    assert torch.allclose(scores["spearman"], -torch.ones(4)) and torch.allclose(scores["spearman_abs"], torch.ones(4))
+
+
+def test_rank_correlation_inside_the_hand_ignores_the_shared_black_background() -> None:
+    """Two unrelated maps that are both 0 off the hand (as gradient x input is) rank alike over the whole crop,
+    only because of the tie; over the hand's pixels they do not."""
+    gen = torch.Generator().manual_seed(0)
+    hand = torch.zeros(8, 28, 28, dtype=torch.bool)
+    hand[:, 8:20, 10:18] = True
+    a = torch.rand(8, 1, 28, 28, generator=gen) * hand[:, None]
+    b = torch.rand(8, 1, 28, 28, generator=gen) * hand[:, None]
+    assert spearman(a, b).mean() > 0.6  # the tie at 0 alone
+    inside = spearman_within(a, b, hand.numpy())
+    assert inside.abs().mean() < 0.1 and torch.allclose(spearman_within(a, a, hand.numpy()), torch.ones(8))
+    assert set(compare_maps(a, b, hand.numpy())) == {*SIMILARITIES, "spearman_hand"}
+
+
 def test_cascading_randomisation_leaves_the_model_and_decorrelates(trained) -> None:
     model, x, y = trained
     before = {k: v.clone() for k, v in model.state_dict().items()}
     curve = cascading_randomisation(model, lambda m: GradCAM(m, "conv2"), x[:48], y[:48], draws=2)
-    assert curve.shape == (5, 3)
+    assert set(curve) == {*SIMILARITIES, "constant"} and all(v.shape == (5,) for v in curve.values())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert curve[-1, 0] < 0.4 and curve[-1, 0] < curve[0, 0]
+    assert curve["spearman"][-1] < 0.4 and curve["spearman"][-1] < curve["spearman"][0]
+    assert curve["ssim"][-1] < curve["ssim"][0]
     # Saliency of a fully randomised network keeps more of the trained one's ranking than Grad-CAM
     # does (Adebayo et al.'s finding: gradients follow the input's edges whatever the weights).
     sal = cascading_randomisation(model, Saliency, x[:16], y[:16], draws=1)
-    print("cascade gradcam conv2:", curve[:, 0].tolist(), "saliency:", sal[:, 0].tolist())
-    assert sal[-1, 0] < sal[0, 0] and sal[-1, 0] > curve[-1, 0]
+    print("cascade gradcam conv2:", curve["spearman"].tolist(), "saliency:", sal["spearman"].tolist())
+    assert sal["spearman"][-1] < sal["spearman"][0] and sal["spearman"][-1] > curve["spearman"][-1]

@@ -125,3 +125,18 @@ def test_the_heatmap_lies_on_the_hand(shipped, videos_dir, detector) -> None:
     inside = np.array(inside)
     assert len(inside) >= 20
     assert np.median(inside) >= 0.85 and (inside >= 0.7).mean() >= 0.8, np.round(np.sort(inside), 2)
+
+
+def test_the_default_map_is_zero_off_the_hand_where_plain_gradcam_is_not(shipped, two_palms) -> None:
+    """The demo's default (HiResCAM relative to black, at the input: gradient x input) leaves every black crop
+    pixel at exactly 0, so no square of colour is drawn around the hand; plain Grad-CAM at conv1 does not."""
+    live = LivePipeline(shipped)
+    assert (live.method, live.default_layer) == ("hirescam-rel", "input")
+    result = live(two_palms.image, two_palms.hands, Explain(live.default_layer))
+    for item in result.hands:
+        assert item.cam.shape == item.crop.image.shape and item.cam_grid == (1.0, 0.0) and item.cam.max() > 0
+        assert (item.cam[item.crop.image == 0] == 0).all()
+    plain = LivePipeline(shipped, method="gradcam")(two_palms.image, two_palms.hands, Explain("conv1"))
+    for item in plain.hands:
+        black = item.crop.image[2:-2, 2:-2] == 0  # conv1's 24x24 cells sit on crop pixels 2..25
+        assert item.cam[black].sum() / item.cam.sum() > 0.3

@@ -34,7 +34,8 @@ def video_path(videos_dir: Path, name: str) -> Path:
 
 
 def test_keys_toggle_what_is_shown_and_what_is_computed(shipped) -> None:
-    layers = LivePipeline(shipped).conv_layers
+    layers = LivePipeline(shipped).key_layers
+    assert layers == ["input", "conv1", "act1", "conv2", "act2"]
     state = ViewState("conv2")
     assert action_for_key(-1) is Action.NONE and action_for_key(ord("x")) is Action.NONE
     assert action_for_key(0x100000 | ord("q")) is Action.QUIT and action_for_key(27) is Action.QUIT
@@ -50,7 +51,7 @@ def test_keys_toggle_what_is_shown_and_what_is_computed(shipped) -> None:
     for _ in range(2):
         handle_key(state, ord("n"), layers)
         seen.append(state.layer)
-    assert seen == ["conv2", "conv1", "conv2"] and "conv2" in state.message
+    assert seen == ["conv2", "act2", "input"] and "input" in state.message
     for key, name in (("l", "landmarks"), ("m", "mirror"), (" ", "paused")):
         before = getattr(state, name)
         handle_key(state, ord(key), layers)
