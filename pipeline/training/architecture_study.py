@@ -13,6 +13,8 @@ A study folder holds::
 Every cell uses the same split (chosen by ``split_seed``), so the variants are compared on the same
 test items; a seed fixes the initial weights, the batch order and the augmentation. A finished
 cell (a row in results.csv) is never trained again; an interrupted one continues from its run folder.
+The cells run one after another here, or as Ray tasks of one thread each (``engine``); either way
+this process alone writes results.csv, a row as each cell finishes.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from pipeline.data.load import Dataset
 from pipeline.data.spec import DataSpec, load_data
+from pipeline.engines import Engine
 from pipeline.errors import UserError
 from pipeline.files import atomic_write_text, check_writable, display_path, save_figure
 from pipeline.lenet.checkpoint import load_model
@@ -169,6 +172,13 @@ def train_cell(data: Dataset, split: Split, config: StudyConfig, variant: str, s
     return {k: row[k] for k in COLUMNS}
 
 
+def _train_cell_logged(shared: tuple, cell: tuple) -> tuple[dict, list[str]]:
+    """:func:`train_cell` where it runs (a Ray worker): its row, and the lines it logged, for the caller's log."""
+    data, split, config, root = shared
+    lines: list[str] = []
+    return train_cell(data, split, config, *cell, root, lines.append), lines
+
+
 def _load_avg() -> float:
     try:
         return round(os.getloadavg()[0], 2)
@@ -189,6 +199,7 @@ class StudyResult:
     skipped: int  # cells already in results.csv
     results: "object"  # the whole results.csv as a pandas DataFrame
     summary: "object"  # mean and sd per variant (DataFrame)
+    failed: list[str] = field(default_factory=list)  # "CELL: why", for cells that failed twice (on Ray)
 
 
 def read_results(out: str | Path):
@@ -227,11 +238,14 @@ def _check_recipe(out: Path, config: StudyConfig, command: str | None) -> dict:
 
 
 def run_study(config: StudyConfig, out: str | Path, progress: bool = True, command: str | None = None,
-              log: Callable[[str], None] = print, data: Dataset | None = None, remeasure: bool = False) -> StudyResult:
+              log: Callable[[str], None] = print, data: Dataset | None = None, remeasure: bool = False,
+              engine: Engine = Engine()) -> StudyResult:
     """Train the grid (skipping finished cells), then write the summary and the plots.
 
     ``data`` overrides the loaded dataset (tests pass a subset); ``command`` is recorded in the summary.
     ``remeasure`` times every finished run's latency again (e.g. once a shared machine is quiet).
+    ``engine``: here, one cell after another; or on Ray, each cell a task of one thread, retried once,
+    then reported in ``failed`` (the study goes on with the others).
     """
     import pandas as pd
     from tqdm import tqdm
@@ -264,12 +278,14 @@ def run_study(config: StudyConfig, out: str | Path, progress: bool = True, comma
 
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc=f"study {config.name}", unit="run",
                disable=not progress)
-    trained = 0
+    trained, failed = 0, []
+    finished = _run_cells(engine, data, split, config, todo, out, log_line, bar)
     try:
-        for variant, seed in todo:
-            bar.set_postfix_str(cell_name(variant, seed))
-            log_line(f"== {cell_name(variant, seed)}")
-            row = train_cell(data, split, config, variant, seed, out, log_line)
+        for (variant, seed), row, error in finished:
+            if error is not None:
+                failed.append(f"{cell_name(variant, seed)}: {type(error).__name__}: {' '.join(str(error).split())[:300]}")
+                log_line(f"== {failed[-1]} (failed twice; rerun the study to try it again)")
+                continue
             table = pd.concat([table, pd.DataFrame([row], columns=COLUMNS)], ignore_index=True)
             _write_results(out, table)
             trained += 1
@@ -278,6 +294,7 @@ def run_study(config: StudyConfig, out: str | Path, progress: bool = True, comma
                        f"best epoch {row['best_epoch']}/{row['epochs_run']}, {row['train_s']:.0f} s")
             (bar.write if progress else log)(message)
     finally:
+        finished.close()  # Ctrl-C: the cells still running on Ray are cancelled now, not when collected
         bar.close()
         log_file.close()
     if remeasure and len(table):
@@ -288,7 +305,27 @@ def run_study(config: StudyConfig, out: str | Path, progress: bool = True, comma
     summary = summarise(table)
     write_summary(out, config, data, split, table, summary, meta)
     plot_study(table, summary, out, config.name)
-    return StudyResult(out, trained, len(grid) - len(todo), table, summary)
+    return StudyResult(out, trained, len(grid) - len(todo), table, summary, failed)
+
+
+def _run_cells(engine: Engine, data: Dataset, split: Split, config: StudyConfig, cells: list[tuple], out: Path,
+               log_line: Callable[[str], None], bar) -> Iterator[tuple[tuple, dict | None, BaseException | None]]:
+    """``(cell, row, error)`` for each cell as it finishes: here one after another (an error is raised), or as
+    Ray tasks of one thread each, retried once (an error is yielded)."""
+    if not engine.ray:
+        for cell in cells:
+            bar.set_postfix_str(cell_name(*cell))
+            log_line(f"== {cell_name(*cell)}")
+            yield cell, train_cell(data, split, config, *cell, out, log_line), None
+        return
+    from pipeline.engines.ray import map_on_tasks, ray_session
+
+    with ray_session(engine.address):
+        for k, result, error in map_on_tasks(_train_cell_logged, cells, shared=(data, split, config, out.resolve())):
+            log_line(f"== {cell_name(*cells[k])}")
+            for line in result[1] if result else []:
+                log_line(line)
+            yield cells[k], result and result[0], error
 
 
 # ---------------------------------------------------------------------------------------------

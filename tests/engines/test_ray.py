@@ -10,6 +10,7 @@ import pytest
 
 import pipeline.collect as collect
 import pipeline.evaluate as evaluate
+import pipeline.study as study
 from helpers import error_line, run_main, wait_for_cpus
 from pipeline.engines import Engine
 from pipeline.errors import UserError
@@ -86,12 +87,13 @@ def test_without_ray_the_engine_is_one_line_saying_how_to_install_it(monkeypatch
     with pytest.raises(UserError, match=r'pip install "handcam\[ray\]"'):
         require_ray()
     for module, args in ((collect, ["--from", str(tmp_path), "--data", str(tmp_path / "d"), "--engine", "ray"]),
-                         (evaluate, ["--photos", str(tmp_path), "--engine", "ray"])):
+                         (evaluate, ["--photos", str(tmp_path), "--engine", "ray"]),
+                         (study, ["--data", str(tmp_path), "--engine", "ray", "--out", str(tmp_path / "s")])):
         code, out, err = run_main(module, *args)
         assert code == 2, (module.__name__, out, err)
         assert error_line(err).startswith("error: --engine ray needs Ray, which is not installed: pip install"), err
         assert len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "d").exists()
+    assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
 
 
 def test_an_address_without_the_ray_engine_is_refused():
