@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.data.spec import DataSpec
+from pipeline.engines import ENGINES, Engine
 from pipeline.errors import UserError
 from pipeline.preprocess.crops import MASKS, MIRRORS, CropSettings
 from pipeline.preprocess.hands import HAND_MODEL_ENV
@@ -115,3 +116,28 @@ def crop_settings_from(args: argparse.Namespace) -> CropSettings:
     """Build :class:`CropSettings` from the options of :func:`add_crop_options`."""
     return CropSettings(size=args.crop_size, margin=args.margin, rotate=not args.no_rotate,
                         mirror=args.mirror, mask=args.mask)
+
+
+def add_engine_options(parser: argparse.ArgumentParser, work: str, workers: bool = True) -> None:
+    """``--engine local|ray``, ``--address HOST:PORT`` and (with ``workers``) ``--workers N``: where ``work`` runs."""
+    g = parser.add_argument_group(f"where {work} runs")
+    g.add_argument("--engine", choices=ENGINES, default="local",
+                   help=f"local: processes on this machine; ray: a Ray cluster, {work} spread over its nodes "
+                        "(pip install \"handcam[ray]\"; default: local)")
+    g.add_argument("--address", metavar="HOST:PORT",
+                   help="with --engine ray: a running Ray cluster (ray start --head --port=6379 on one machine, "
+                        "ray start --address=HEAD:6379 on the others); default: a Ray of this machine's cores, "
+                        "stopped at the end")
+    if workers:
+        g.add_argument("--workers", type=at_least(1), default=None, metavar="N",
+                       help=f"{work} processes (default: 1), or with --engine ray, Ray actors (default: every CPU of the cluster)")
+
+
+def engine_from(args: argparse.Namespace) -> Engine:
+    """The :class:`Engine` of :func:`add_engine_options`; ``--engine ray`` without Ray installed is one line saying how."""
+    engine = Engine(args.engine, getattr(args, "workers", None), args.address)
+    if engine.ray:
+        from pipeline.engines.ray import require_ray
+
+        require_ray()
+    return engine

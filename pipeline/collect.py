@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Sequence
 
-from pipeline.cli_options import add_crop_options, add_hand_options, at_least, crop_settings_from
+from pipeline.cli_options import add_crop_options, add_engine_options, add_hand_options, at_least, crop_settings_from, engine_from
 from pipeline.data.folder_import import ImportOptions, detection_rate, import_folder
 from pipeline.data.review import Review
 from pipeline.data.store import DatasetWriter
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "that train, evaluate and demo use; the dataset keeps one row per crop in index.csv.",
         epilog=KEYS_HELP + "\nexamples:\n"
                "  python -m pipeline.collect --source 0 --data data/mine --label fist --label palm\n"
-               "  python -m pipeline.collect --from photos/ --data data/mine --workers 2\n",
+               "  python -m pipeline.collect --from photos/ --data data/mine --workers 2\n"
+               "  python -m pipeline.collect --from photos/ --data data/mine --engine ray --address HEAD:6379\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (created if new; appended to if it exists)")
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--group-by", metavar="REGEX",
                      help="a file's group is what the (capture groups) of REGEX match in its name, e.g. '^(Set\\d)_' "
                           "(default: the session, the name's prefix before _pic, as in 996_pic00012.jpg)")
-    imp.add_argument("--workers", type=at_least(1), default=1, metavar="N", help="detection processes (default: 1)")
+    add_engine_options(parser, "import detection")
     add_hand_options(parser)
     add_crop_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -84,7 +85,7 @@ def run_import(args: argparse.Namespace) -> int:
     grouping = (GroupRule("constant", args.group) if args.group else
                 GroupRule("regex", args.group_by) if args.group_by else GroupRule())
     options = ImportOptions(parse_label_map(args.map), Review.read(args.review) if args.review else Review(), grouping,
-                            args.workers, args.hand_model, args.num_hands, args.stride or 5)
+                            engine_from(args), args.hand_model, args.num_hands, args.stride or 5)
     # A bad --from, --map, --review, --group-by or --hand-model fails before --data is created.
     options.review.check_files({t.relative for t in scan(args.from_dir, options.label_map, grouping)})
     check_landmarker(args.hand_model)
@@ -132,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.from_dir:
         return run_import(args)
+    if args.engine != "local" or args.address or args.workers:
+        raise UserError("--engine, --address and --workers are for imports (--from DIR); live recording runs here")
     return run_live(args)
 
 

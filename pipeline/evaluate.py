@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.cli_options import add_hand_options, add_model_option, at_least, probability
+from pipeline.cli_options import add_engine_options, add_hand_options, add_model_option, at_least, engine_from, probability
 from pipeline.errors import UserError, run_command
 from pipeline.files import atomic_write_text, check_writable, refuse_existing
 from pipeline.labels import NONE_LABEL
@@ -50,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace the results in --out if they are there")
     parser.add_argument("--map", action="append", default=[], metavar="FOLDER=LABEL",
                         help="read a folder as another label, e.g. call=none (repeatable; default: the folder name)")
-    parser.add_argument("--workers", type=at_least(1), default=1, metavar="N", help="detection processes (default: 1)")
     parser.add_argument("--stride", type=at_least(1), default=5, metavar="N",
                         help="for videos: every N-th frame is a sample (default: 5)")
+    add_engine_options(parser, "detection")
     add_hand_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = load_model(args.model)
     model.require_hand_crops()  # a model of digits: the same line as every command gives
     label_map = parse_label_map(args.map)
+    engine = engine_from(args)
     tasks = scan(args.photos, label_map)  # a missing folder or a bad --map: one line, before any folder is made
     if not {t.label for t in tasks} & {*model.labels, NONE_LABEL}:
         raise UserError(f"{args.photos}: no folder has a label the model knows ({', '.join(model.labels)}) or 'none'; "
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out or Path("runs") / "evaluate" / f"{model.short_name}-{Path(args.photos).resolve().name}")
     refuse_existing(out / "predictions.csv", args.force, "evaluation")
     check_writable(out, "--out")  # before the work, not after it
-    result = evaluate_folder(model, args.photos, label_map=label_map, workers=args.workers, hand_model=args.hand_model,
+    result = evaluate_folder(model, args.photos, label_map=label_map, engine=engine, hand_model=args.hand_model,
                              num_hands=args.num_hands, stride=args.stride, threshold=args.threshold,
                              progress=not args.quiet)
     for label, n in result.skipped_labels.items():

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.cli_options import add_data_options, at_least, data_spec_from
+from pipeline.cli_options import add_data_options, add_engine_options, at_least, data_spec_from, engine_from
 from pipeline.errors import run_command
 from pipeline.lenet.model import VARIANTS
 from pipeline.training.architecture_study import MLP, REFERENCE, default_config, paired_table, run_study, summary_table
@@ -52,12 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=at_least(10), metavar="N", help="use a seeded random subset of N samples")
     parser.add_argument("--remeasure", action="store_true",
                         help="time the latency of every finished run again (e.g. once a shared machine is quiet)")
+    add_engine_options(parser, "training (one cell per CPU, each on one thread)", workers=False)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    engine = engine_from(args)
     config = default_config(data_spec_from(args), args.quick)
     train = config.train
     for name in ("epochs", "patience", "batch_size"):
@@ -70,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      **({"limit": args.limit} if args.limit is not None else {}))
     out = Path(args.out or f"runs/study-{config.name}{'-quick' if args.quick else ''}")
     command = "python -m pipeline.study " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    result = run_study(config, out, progress=not args.quiet, command=command, remeasure=args.remeasure)
+    result = run_study(config, out, progress=not args.quiet, command=command, remeasure=args.remeasure, engine=engine)
     if not result.summary.empty:
         digits = 2 if config.data.kind == "mnist" else 1
         print(summary_table(result.summary, config.data.kind))
@@ -81,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               "paired_differences.png")
         print(f"trained={result.trained} skipped={result.skipped} best={best} "
               f"test_acc={result.summary.loc[best, 'test_mean']:.4f}")
-    return 0
+    for line in result.failed:
+        print(f"failed twice: {line}; rerun the same command to try it again", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 if __name__ == "__main__":

@@ -114,6 +114,19 @@ def left_palm(detect) -> Detected:
     return found
 
 
+@pytest.fixture(scope="session")
+def ray_local():
+    """One real local Ray of 2 CPUs for the whole session (the Ray tests share it), shut down at the end.
+
+    Skips without Ray. The engine uses a session that is already open and leaves it open.
+    """
+    pytest.importorskip("ray", reason="Ray is not installed; pip install -e \".[ray]\" runs the Ray tests")
+    from pipeline.engines.ray import ray_session
+
+    with ray_session(cpus=2) as ray:
+        yield ray
+
+
 # ---------------------------------------------------------------------------------------------
 # A real window: a private X display, and waiting on a program's effects
 

@@ -115,3 +115,43 @@ def link(source: Path, target: Path) -> None:
         target.symlink_to(source)
     except OSError:
         target.write_bytes(source.read_bytes())
+
+
+def wait_for_cpus(ray, cpus: float, seconds: float = 20.0) -> float:
+    """Wait until the Ray session has ``cpus`` CPUs free again (the work left the cluster); returns what is free."""
+    deadline = time.monotonic() + seconds
+    while (free := ray.available_resources().get("CPU", 0.0)) < cpus and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return free
+
+
+def assert_same_hands(data: Path, expected: Path) -> None:
+    """Two imports saved the same hands: the same rows in the same order (source, frame, hand, label, group,
+    handedness, mirroring), landmarks within 1e-4, the same crops pixel for pixel, the same finished files."""
+    import numpy as np
+
+    from pipeline.data.store import LANDMARK_COLUMNS
+
+    key = ("id", "source", "frame", "hand", "label", "group", "handedness", "mirrored")
+    rows, want = index_rows(data), index_rows(expected)
+    assert [tuple(r[k] for k in key) for r in rows] == [tuple(r[k] for k in key) for r in want]
+    marks = np.array([[float(r[c]) for c in LANDMARK_COLUMNS] for r in rows])
+    assert np.abs(marks - np.array([[float(r[c]) for c in LANDMARK_COLUMNS] for r in want])).max() <= 1e-4
+    for r in rows:  # the crops themselves, pixel for pixel
+        assert (data / "crops" / r["label"] / f"{r['id']}.png").read_bytes() == \
+            (expected / "crops" / r["label"] / f"{r['id']}.png").read_bytes()
+    assert (data / "files.csv").read_text() == (expected / "files.csv").read_text()
+
+
+def ctrl_c_at_add(writer, n: int) -> None:
+    """Make ``writer.add`` raise ``KeyboardInterrupt`` at its ``n``-th call, as a Ctrl-C there would: the ``n - 1``
+    samples before it are saved."""
+    real_add, calls = writer.add, []
+
+    def add_then_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real_add(*args, **kwargs)
+
+    writer.add = add_then_ctrl_c

@@ -10,7 +10,9 @@ from helpers import REPO
 PACKAGE = REPO / "pipeline"
 #: The stages in the order a frame flows through them; a module may import its own stage and those before it.
 LAYERS = [
-    {"pipeline", "pipeline.errors", "pipeline.labels", "pipeline.files", "pipeline.resources", "pipeline.stats"},
+    # pipeline.engines: where parallel work runs (local processes, Ray); the stages hand it their work.
+    {"pipeline", "pipeline.errors", "pipeline.labels", "pipeline.files", "pipeline.resources", "pipeline.engines",
+     "pipeline.stats"},
     {"pipeline.preprocess"},
     {"pipeline.draw"},
     {"pipeline.data"},

@@ -1,20 +1,22 @@
 """Import labelled photos and videos (``DIR/LABEL/*``) into a dataset: ``collect --from DIR``.
 
-Detection runs in worker processes (:func:`pipeline.preprocess.photo_folders.detect_files`); only
-this process writes, in file order, so the result is the same for any number of workers and a
-Ctrl-C loses nothing already written. Re-running an import skips the files (and video frames)
-already saved.
+Detection runs in worker processes or on Ray actors (:func:`pipeline.preprocess.photo_folders.detect_files`);
+only this process writes, in file order, so the result is the same for any number of workers, on
+either engine, and a Ctrl-C loses nothing already written (on Ray it also stops the cluster's work).
+Re-running an import skips the files (and video frames) already saved.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from pipeline.data.review import DROP, Review
 from pipeline.data.store import DatasetWriter, Origin
+from pipeline.engines import Engine
 from pipeline.preprocess.photo_folders import FileResult, GroupRule, detect_files, scan
 
 
@@ -44,12 +46,13 @@ class ImportSummary:
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """How a folder is imported: folder -> label names, a label review, how files are grouped, and detection."""
+    """How a folder is imported: folder -> label names, a label review, how files are grouped, and detection
+    (where it runs: ``engine``; a plain number is that many local processes)."""
 
     label_map: dict[str, str] = field(default_factory=dict)
     review: Review = field(default_factory=Review)
     grouping: GroupRule = GroupRule()
-    workers: int = 1
+    engine: Engine | int = 1
     hand_model: str | None = None
     num_hands: int = 2
     stride: int = 5
@@ -83,29 +86,32 @@ def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOption
         else:
             todo.append(task)
     bar = tqdm(total=len(todo), desc="import", unit="file", disable=not progress)
+    # closing(): leaving early (Ctrl-C, an error) stops the workers at once, the cluster's among them.
+    results = closing(detect_files(todo, writer.settings, options.engine, options.hand_model, options.num_hands,
+                                   options.stride))
     try:
-        for result in detect_files(todo, writer.settings, options.workers, options.hand_model, options.num_hands,
-                                   options.stride):
-            task = result.task
-            counts = rows[options.review.whole_file_label(task.relative, task.label)]
-            counts[result.status] += 1
-            for frame in result.frames:
-                label = options.review.label(task.relative, frame.index, task.label)
-                if label is None:
-                    continue
-                for k, found in enumerate(frame.hands):
-                    if writer.has(task.relative, frame.index, k):
-                        continue  # saved before an interruption (in a video, or between two hands)
-                    writer.add(found.crop, found.hand, label, task.group,
-                               Origin(task.relative, frame.index, frame.timestamp_ms, k, frame.size))
-                    rows.setdefault(label, Counter())["saved"] += 1
-            if result.warning:
-                warnings.append(result.warning)
-            # Marked only once all its samples are written: an interrupted file is redone.
-            writer.mark_file(task.relative, result.status)
-            if on_file:
-                on_file(result)
-            bar.update()
+        with results as detected:
+            for result in detected:
+                task = result.task
+                counts = rows[options.review.whole_file_label(task.relative, task.label)]
+                counts[result.status] += 1
+                for frame in result.frames:
+                    label = options.review.label(task.relative, frame.index, task.label)
+                    if label is None:
+                        continue
+                    for k, found in enumerate(frame.hands):
+                        if writer.has(task.relative, frame.index, k):
+                            continue  # saved before an interruption (in a video, or between two hands)
+                        writer.add(found.crop, found.hand, label, task.group,
+                                   Origin(task.relative, frame.index, frame.timestamp_ms, k, frame.size))
+                        rows.setdefault(label, Counter())["saved"] += 1
+                if result.warning:
+                    warnings.append(result.warning)
+                # Marked only once all its samples are written: an interrupted file is redone.
+                writer.mark_file(task.relative, result.status)
+                if on_file:
+                    on_file(result)
+                bar.update()
     finally:
         bar.close()
     return ImportSummary(rows, warnings)

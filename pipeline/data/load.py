@@ -1,8 +1,11 @@
 """Loading a dataset folder into memory: crops as one uint8 tensor, labels, groups and the index rows.
 
 A second load of the same folder is instant: results are cached in memory and on disk (see
-:func:`load_dataset`). :func:`crops_from_sources` re-crops every row from its source photo with
-other settings, using the stored landmarks (MediaPipe is not run again).
+:func:`load_dataset`). On disk the crops are packed, one array file per shard of :data:`SHARD_ROWS`
+index rows, each named after its rows' content: appending to a dataset repacks only its last shard,
+and a shard whose rows changed is not used. The index and the PNGs stay the source of truth.
+:func:`crops_from_sources` re-crops every row from its source photo with other settings, using the
+stored landmarks (MediaPipe is not run again).
 """
 
 from __future__ import annotations
@@ -83,9 +86,9 @@ def load_dataset(root: str | Path, settings: CropSettings | None = None, progres
 
     With ``settings`` that differ from the dataset's in size, mask or mirror rule only, the crops
     are re-rendered from the stored large renders (a hand the other rule mirrors is flipped).
-    Results are cached in memory and on disk (keyed by the index file's size and time), so a
-    second load is instant: in ``ROOT/.cache/``, or the user's cache folder when the dataset's own
-    folder is read-only.
+    Results are cached in memory (keyed by the index file's size and time) and the crops on disk,
+    packed by shards of rows (keyed by the rows' content), so a second load reads no PNG: in
+    ``ROOT/.cache/``, or the user's cache folder when the dataset's own folder is read-only.
     """
     root = Path(root)
     meta = read_meta(root)
@@ -164,13 +167,7 @@ def _load_cached(root_text: str, size: int, mtime_ns: int, meta: DatasetMeta, se
         index[col] = index[col].astype(np.float64)
     label_names = list(meta.labels or dict.fromkeys(index["label"]))
     label_names += sorted(set(index["label"]) - set(label_names))
-    # hashlib, not hash(): str hashes change with every process, which made every load miss the cache.
-    digest = hashlib.sha1(f"{root_text}|{settings.to_json()}".encode()).hexdigest()[:12]
-    name = f"images-{size}-{mtime_ns}-{digest}.npy"
-    images = _read_cache(root, name)
-    if images is None:
-        images = _render(root, rows, index, meta.settings, settings, progress)
-        _write_cache(root, name, digest, images)
+    images = _packed_images(root, rows, index, meta.settings, settings, progress)
     if settings.mirror != meta.settings.mirror:
         index = _remirrored(index, meta.settings, settings)
     labels = np.array(index["label"].map({name: i for i, name in enumerate(label_names)}), np.int64)
@@ -180,16 +177,58 @@ def _load_cached(root_text: str, size: int, mtime_ns: int, meta: DatasetMeta, se
     )
 
 
-def _render(root: Path, rows: list[dict], index: "pd.DataFrame", saved: CropSettings, settings: CropSettings,
-            progress: bool) -> np.ndarray:
-    """Every row's crop: the stored one, or re-rendered from its large render for other settings."""
+#: Index rows per packed shard of crops (``.cache/images-SETTINGS-SHARD-ROWS.npy``).
+SHARD_ROWS = 10_000
+
+
+def _packed_images(root: Path, rows: list[dict], index: "pd.DataFrame", saved: CropSettings, settings: CropSettings,
+                   progress: bool) -> np.ndarray:
+    """Every row's crop, shard by shard: from the packed shard whose name matches the shard's rows, else
+    rendered from the PNGs and packed (stale shards of that place removed)."""
     from tqdm import tqdm
 
+    # hashlib, not hash(): str hashes change with every process, which made every load miss the cache.
+    digest = hashlib.sha1(f"{Path(root).resolve()}|{settings.to_json()}".encode()).hexdigest()[:12]
     images = np.empty((len(rows), settings.size, settings.size), np.uint8)
+    shards = range(0, len(rows), SHARD_ROWS)
+    bar = tqdm(total=len(rows), desc=f"load {root.name}", unit="crop", disable=not progress)
+    for k, start in enumerate(shards):
+        stop = min(start + SHARD_ROWS, len(rows))
+        content = hashlib.sha1("\n".join("\x1f".join(rows[i].values()) for i in range(start, stop)).encode()).hexdigest()[:16]
+        name = f"images-{digest}-{k:05d}-{content}.npy"
+        packed = _read_cache(root, name)
+        if packed is None or packed.shape != (stop - start, settings.size, settings.size):
+            packed = _render(root, rows, index, saved, settings, range(start, stop), bar)
+            _write_cache(root, name, f"images-{digest}-{k:05d}-*.npy", packed)
+        else:
+            bar.update(stop - start)
+        images[start:stop] = packed
+    bar.close()
+    _drop_cache(root, [f"images-{digest}-{k:05d}-*.npy" for k in _shards_beyond(root, digest, len(shards))]
+                + [f"images-*-{digest}.npy"])  # a dataset cut short by undo; the unsharded cache of before
+    return images
+
+
+def _shards_beyond(root: Path, digest: str, count: int) -> list[int]:
+    """Shard numbers of ``digest`` in the cache folders at or above ``count`` (left by a longer index)."""
+    found = set()
+    for folder in cache_dirs(root):
+        for path in folder.glob(f"images-{digest}-*-*.npy"):
+            number = path.name.split("-")[2]
+            if number.isdigit() and int(number) >= count:
+                found.add(int(number))
+    return sorted(found)
+
+
+def _render(root: Path, rows: list[dict], index: "pd.DataFrame", saved: CropSettings, settings: CropSettings,
+            which: range, bar) -> np.ndarray:
+    """The crops of rows ``which``: the stored ones, or re-rendered from their large renders for other settings."""
+    images = np.empty((len(which), settings.size, settings.size), np.uint8)
     use_large = settings != saved
-    affines, marks = affines_of(index), landmarks_of(index)
-    flips = _flips(index, saved, settings)
-    for i in tqdm(range(len(rows)), desc=f"load {root.name}", unit="crop", disable=not progress):
+    part = index.iloc[which.start:which.stop]
+    affines, marks = affines_of(part), landmarks_of(part)
+    flips = _flips(part, saved, settings)
+    for j, i in enumerate(which):
         row = rows[i]
         path = root / ("large" if use_large else "crops") / row["label"] / f"{row['id']}.png"
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
@@ -197,11 +236,12 @@ def _render(root: Path, rows: list[dict], index: "pd.DataFrame", saved: CropSett
             raise UserError(f"{path}: missing or unreadable crop listed in {root / INDEX}; restore it or remove its row")
         if use_large:
             big = image.shape[0]
-            points = transform_points(affines[i] * (big / saved.size), marks[i, :, :2])
-            if flips[i]:  # the other mirror rule: the render is the mirror image, about the square's centre
+            points = transform_points(affines[j] * (big / saved.size), marks[j, :, :2])
+            if flips[j]:  # the other mirror rule: the render is the mirror image, about the square's centre
                 image, points = np.ascontiguousarray(image[:, ::-1]), np.stack([big - points[:, 0], points[:, 1]], 1)
             image = rerender(image, points, settings)
-        images[i] = image
+        images[j] = image
+        bar.update()
     return images
 
 
@@ -244,8 +284,9 @@ def _read_cache(root: Path, name: str) -> np.ndarray | None:
     return None
 
 
-def _write_cache(root: Path, name: str, digest: str, images: np.ndarray) -> None:
-    """Save the cache atomically in the first writable cache folder (none writable: no cache, no error)."""
+def _write_cache(root: Path, name: str, replaces: str, images: np.ndarray) -> None:
+    """Save ``name`` atomically in the first writable cache folder, removing the files matching ``replaces``
+    that it supersedes (none writable: no cache, no error)."""
     for folder in cache_dirs(root):
         tmp = folder / f"{name}.{os.getpid()}.tmp"
         try:
@@ -256,10 +297,21 @@ def _write_cache(root: Path, name: str, digest: str, images: np.ndarray) -> None
         except OSError:
             tmp.unlink(missing_ok=True) if folder.is_dir() and os.access(folder, os.W_OK) else None
             continue
-        for old in folder.glob(f"images-*-{digest}.npy"):
+        for old in folder.glob(replaces):
             if old.name != name:
                 old.unlink(missing_ok=True)
         return
+
+
+def _drop_cache(root: Path, patterns: list[str]) -> None:
+    """Remove the cache files matching ``patterns`` wherever they are (where they can be removed)."""
+    for folder in cache_dirs(root):
+        for pattern in patterns:
+            for old in folder.glob(pattern):
+                try:
+                    old.unlink()
+                except OSError:
+                    pass
 
 
 def crops_from_sources(index: "pd.DataFrame", source_root: str | Path, settings: CropSettings,

@@ -2,7 +2,7 @@
 
 :func:`scan` lists the files with their label and group (the session or person a split keeps
 together, see :class:`GroupRule`); :func:`detect_files` runs MediaPipe and the crop stage on
-them, over worker processes, and yields the results in file order.
+them, over worker processes or Ray actors (:mod:`pipeline.engines`), and yields the results in file order.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import re
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
+from pipeline.engines import Engine, as_engine
 from pipeline.errors import UserError
 from pipeline.labels import check_label
 from pipeline.preprocess.crops import Crop, CropSettings, crop_hand
@@ -194,18 +196,68 @@ def _process(task: Task) -> FileResult:
     return result
 
 
-def detect_files(tasks: list[Task], settings: CropSettings, workers: int = 1, hand_model: str | None = None,
-                 num_hands: int = 2, stride: int = 5) -> Iterator[FileResult]:
-    """Detect and crop the hands of each file, in file order, over ``workers`` processes.
+def _process_copy(item: tuple[Task, bytes | None]) -> FileResult:
+    """:func:`_process` on the file's bytes, sent by the driver (a node of a cluster need not see its folders).
 
-    Photos give one frame; videos give every ``stride``-th frame (all frames are tracked).
+    The bytes are written to a temporary file of the same name; the result names the original file.
+    ``None`` (an actor on the driver's machine, or a file the driver could not read) is the file itself.
     """
-    resolve_landmarker(hand_model)  # the clear lines for a missing or damaged file, before any worker
-    return _results(tasks, workers, (hand_model, num_hands, settings, max(1, stride)))
+    task, data = item
+    if data is None:
+        return _process(task)
+    with tempfile.TemporaryDirectory(prefix="handcam-") as tmp:
+        copy = Path(tmp) / task.path.name
+        copy.write_bytes(data)
+        result = _process(replace(task, path=copy))
+    result.task = task
+    result.error = result.error.replace(str(copy), str(task.path))
+    result.warning = result.warning.replace(str(copy), str(task.path))
+    return result
 
 
-def _results(tasks: list[Task], workers: int, init_args: tuple) -> Iterator[FileResult]:
+def _read_for_copy(task: Task, here: bool) -> tuple[Task, bytes | None]:
+    """What :func:`_process_copy` is sent: the file's bytes for an actor on another machine; for one on
+    this machine, or a file that cannot be read here, just its path."""
+    if here:
+        return task, None
     try:
+        return task, task.path.read_bytes()
+    except OSError:
+        return task, None
+
+
+def _lost(item: Task, why: str) -> FileResult:
+    """The result of a file whose detection worker died on it (crashed in native code, or killed): unreadable."""
+    return FileResult(item, error=f"{item.path}: the detection worker died on this file and it was skipped ({why})")
+
+
+def detect_files(tasks: list[Task], settings: CropSettings, engine: Engine | int = 1, hand_model: str | None = None,
+                 num_hands: int = 2, stride: int = 5) -> Iterator[FileResult]:
+    """Detect and crop the hands of each file, in file order, on ``engine`` (a number: that many local processes).
+
+    Photos give one frame; videos give every ``stride``-th frame (all frames are tracked). On Ray each
+    actor keeps its own detector, as each pool process does, and is sent the files' bytes; a file
+    that kills its worker comes back unreadable, saying so, and the rest go on.
+    """
+    engine = as_engine(engine)
+    if engine.ray:
+        from pipeline.engines.ray import require_ray
+
+        require_ray()  # the install line before anything else
+    resolve_landmarker(hand_model)  # the clear lines for a missing or damaged file, before any worker
+    return _results(tasks, engine, (hand_model, num_hands, settings, max(1, stride)))
+
+
+def _results(tasks: list[Task], engine: Engine, init_args: tuple) -> Iterator[FileResult]:
+    try:
+        if engine.ray:
+            from pipeline.engines.ray import map_on_actors, ray_session
+
+            with ray_session(engine.address):
+                yield from map_on_actors(_process_copy, tasks, _init_worker, init_args, engine.workers,
+                                         prepare=_read_for_copy, on_lost=_lost)
+            return
+        workers = engine.workers or 1
         if workers <= 1:
             _init_worker(*init_args)
             try:

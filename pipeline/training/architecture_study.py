@@ -24,7 +24,8 @@ splits, for hand data: it sees no pixels, only the 21 landmarks.
 A finished cell (a row in results.csv) is never trained again; an interrupted one continues from its
 run folder. A ``results.csv`` written before splits were part of the grid (no ``split`` column) is
 read as the one split its ``study.json`` names (``split_seed``, 0 when absent), so old studies keep
-their rows and can grow.
+their rows and can grow. The cells run one after another here, or as Ray tasks of one thread each
+(``engine``); either way this process alone writes results.csv, a row as each cell finishes.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from pipeline.data.load import Dataset
 from pipeline.data.spec import DataSpec, load_data
+from pipeline.engines import Engine
 from pipeline.errors import UserError
 from pipeline.files import atomic_path, atomic_write_text, check_writable, display_path, save_figure
 from pipeline.lenet.checkpoint import load_model
@@ -211,6 +213,14 @@ def train_cell(data: Dataset, split: Split, config: StudyConfig, variant: str, s
     return {k: row[k] for k in COLUMNS}
 
 
+def _train_cell_logged(shared: tuple, cell: tuple) -> tuple[dict, list[str]]:
+    """:func:`train_cell` where it runs (a Ray worker): its row, and the lines it logged, for the caller's log."""
+    data, splits, config, root = shared
+    variant, k, seed = cell
+    lines: list[str] = []
+    return train_cell(data, splits[k], config, variant, seed, root, lines.append, split_number=k), lines
+
+
 #: The landmark MLP makes its features with the crops' own mirror decision, so it sees hands as the CNN does.
 MLP_MIRROR = "crops"
 
@@ -273,6 +283,7 @@ class StudyResult:
     results: "object"  # the whole results.csv as a pandas DataFrame
     summary: "object"  # mean and sd per variant (DataFrame)
     comparison: "object" = None  # paired comparison with lenet5 per variant (DataFrame, see compare_variants)
+    failed: list[str] = field(default_factory=list)  # "CELL: why", for cells that failed twice (on Ray)
 
 
 def read_results(out: str | Path):
@@ -341,8 +352,12 @@ def _check_grid(config: StudyConfig) -> None:
 
 
 def run_study(config: StudyConfig, out: str | Path, progress: bool = True, command: str | None = None,
-              log: Callable[[str], None] = print, data: Dataset | None = None, remeasure: bool = False) -> StudyResult:
+              log: Callable[[str], None] = print, data: Dataset | None = None, remeasure: bool = False,
+              engine: Engine = Engine()) -> StudyResult:
     """Train the grid (skipping finished cells), then write the summary and the plots.
+
+    ``engine``: here, one cell after another; or on Ray, each cell a task of one thread, retried once,
+    then reported in ``failed`` (the study goes on with the others).
 
     The grid is split-major, then seed, then variant, so every finished (split, seed) pair holds a
     complete paired comparison. ``data`` overrides the loaded dataset (tests pass a subset);
@@ -374,13 +389,15 @@ def run_study(config: StudyConfig, out: str | Path, progress: bool = True, comma
 
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc=f"study {config.name}", unit="run",
                disable=not progress)
-    trained = 0
+    trained, failed = 0, []
+    finished = _run_cells(engine, data, splits, config, todo, out, log_line, bar)
     try:
-        for variant, k, seed in todo:
+        for (variant, k, seed), row, error in finished:
             name = cell_name(variant, seed, k)
-            bar.set_postfix_str(name)
-            log_line(f"== {name}")
-            row = train_cell(data, splits[k], config, variant, seed, out, log_line, split_number=k)
+            if error is not None:
+                failed.append(f"{name}: {type(error).__name__}: {' '.join(str(error).split())[:300]}")
+                log_line(f"== {failed[-1]} (failed twice; rerun the study to try it again)")
+                continue
             table = pd.concat([table, pd.DataFrame([row], columns=COLUMNS)], ignore_index=True)
             _write_results(out, table)
             trained += 1
@@ -389,6 +406,7 @@ def run_study(config: StudyConfig, out: str | Path, progress: bool = True, comma
                        f"best epoch {row['best_epoch']}/{row['epochs_run']}, {row['train_s']:.0f} s")
             (bar.write if progress else log)(message)
     finally:
+        finished.close()  # Ctrl-C: the cells still running on Ray are cancelled now, not when collected
         bar.close()
         log_file.close()
     if remeasure and len(table):
@@ -400,7 +418,29 @@ def run_study(config: StudyConfig, out: str | Path, progress: bool = True, comma
     comparison = compare_variants(table)
     write_summary(out, config, data, splits, table, summary, comparison, meta)
     plot_study(table, summary, out, config.name, comparison=comparison)
-    return StudyResult(out, trained, len(grid) - len(todo), table, summary, comparison)
+    return StudyResult(out, trained, len(grid) - len(todo), table, summary, comparison, failed)
+
+
+def _run_cells(engine: Engine, data: Dataset, splits: dict[int, Split], config: StudyConfig, cells: list[tuple],
+               out: Path, log_line: Callable[[str], None], bar) -> Iterator[tuple[tuple, dict | None, BaseException | None]]:
+    """``(cell, row, error)`` for each (variant, split, seed) cell as it finishes: here one after another (an
+    error is raised), or as Ray tasks of one thread each, retried once (an error is yielded)."""
+    if not engine.ray:
+        for variant, k, seed in cells:
+            name = cell_name(variant, seed, k)
+            bar.set_postfix_str(name)
+            log_line(f"== {name}")
+            yield (variant, k, seed), train_cell(data, splits[k], config, variant, seed, out, log_line, split_number=k), None
+        return
+    from pipeline.engines.ray import map_on_tasks, ray_session
+
+    with ray_session(engine.address):
+        for i, result, error in map_on_tasks(_train_cell_logged, cells, shared=(data, splits, config, out.resolve())):
+            variant, k, seed = cells[i]
+            log_line(f"== {cell_name(variant, seed, k)}")
+            for line in result[1] if result else []:
+                log_line(line)
+            yield cells[i], result and result[0], error
 
 
 # ---------------------------------------------------------------------------------------------

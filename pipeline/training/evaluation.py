@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.engines import Engine
 from pipeline.labels import NONE_LABEL
 from pipeline.lenet.checkpoint import LoadedModel
 from pipeline.lenet.model import predict_logits
@@ -65,15 +66,16 @@ class SubjectCrops:
     missing: list[tuple[str, str]] = field(default_factory=list)  # (source, label) of each photo/frame without a hand
 
 
-def subject_crops(tasks: list[Task], settings: CropSettings, workers: int = 1, hand_model: str | None = None,
+def subject_crops(tasks: list[Task], settings: CropSettings, engine: Engine | int = 1, hand_model: str | None = None,
                   num_hands: int = 2, stride: int = 5, progress: bool = True, desc: str = "hands") -> SubjectCrops:
     """Photos (or every ``stride``-th video frame) through MediaPipe and the crop stage; the largest hand
-    of each is the subject. ``tasks`` come from :func:`pipeline.preprocess.photo_folders.scan`."""
+    of each is the subject. ``tasks`` come from :func:`pipeline.preprocess.photo_folders.scan`; ``engine`` is where
+    detection runs (a number: that many local processes)."""
     from tqdm import tqdm
 
     crops, labels, sources, missing = [], [], [], []
     no_hand, unreadable = Counter(), Counter()
-    for result in tqdm(detect_files(tasks, settings, workers, hand_model, num_hands, stride), total=len(tasks),
+    for result in tqdm(detect_files(tasks, settings, engine, hand_model, num_hands, stride), total=len(tasks),
                        desc=desc, unit="file", disable=not progress):
         label = result.task.label
         if result.error:
@@ -93,7 +95,7 @@ def subject_crops(tasks: list[Task], settings: CropSettings, workers: int = 1, h
     return SubjectCrops(images, labels, sources, no_hand, unreadable, missing)
 
 
-def evaluate_folder(model: LoadedModel, folder: str | Path, workers: int = 1, hand_model: str | None = None,
+def evaluate_folder(model: LoadedModel, folder: str | Path, engine: Engine | int = 1, hand_model: str | None = None,
                     num_hands: int = 2, stride: int = 5, threshold: float = 0.5, progress: bool = True,
                     label_map: dict[str, str] | None = None) -> Evaluation:
     """Run ``model`` on ``folder/LABEL/*`` (photos, or videos every ``stride``-th frame), with its own crop settings.
@@ -106,7 +108,7 @@ def evaluate_folder(model: LoadedModel, folder: str | Path, workers: int = 1, ha
     tasks = scan(folder, label_map)
     known = {name: i for i, name in enumerate(names)}
     skipped = Counter(t.label for t in tasks if t.label not in known)
-    found = subject_crops([t for t in tasks if t.label in known], settings, workers, hand_model, num_hands, stride,
+    found = subject_crops([t for t in tasks if t.label in known], settings, engine, hand_model, num_hands, stride,
                           progress, desc="evaluate")
     probs = predict_logits(model.network, found.images).softmax(1).numpy()
     true = np.array([known[label] for label in found.labels], np.int64)

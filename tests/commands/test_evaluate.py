@@ -99,3 +99,15 @@ def test_folders_the_model_does_not_know_or_photos_without_hands_are_one_line_or
     code, out, err = run_main(evaluate, "--photos", str(walls), "--quiet", "--out", str(tmp_path / "o3"))
     assert code == 0, err
     assert out.strip().splitlines()[-1].startswith("accuracy=nan n=0 no_hand=1")
+
+
+def test_on_ray_the_same_answers_as_here(ray_local, photos: Path, tmp_path: Path) -> None:
+    """``--engine ray`` detects on Ray actors (the shared local Ray): the same predictions, line for line."""
+    outputs = {}
+    for engine in ("local", "ray"):
+        code, out, err = run_main(evaluate, "--photos", str(photos), "--quiet", "--engine", engine, "--workers", "2",
+                                  "--out", str(tmp_path / engine))
+        assert code == 0, err
+        outputs[engine] = out.strip().splitlines()[-1], (tmp_path / engine / "predictions.csv").read_text()
+    assert outputs["ray"] == outputs["local"]
+    assert last_fields(outputs["ray"][0])["n"] >= 8

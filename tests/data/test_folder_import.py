@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import index_rows, link
+from helpers import ctrl_c_at_add, index_rows, link
 from pipeline.data.folder_import import import_folder
 from pipeline.data.store import DatasetWriter
 from pipeline.preprocess.crops import CropSettings
@@ -17,15 +17,7 @@ def test_interrupt_between_two_hands_of_a_photo_is_completed(two_palms, open_pal
     data = tmp_path / "ds"
     settings = CropSettings()
     with DatasetWriter(data, settings) as writer:
-        real_add, calls = writer.add, []
-
-        def add_then_die(*args, **kwargs):
-            calls.append(1)
-            if len(calls) == 2:
-                raise KeyboardInterrupt  # Ctrl-C after the first of the two hands was saved
-            return real_add(*args, **kwargs)
-
-        writer.add = add_then_die
+        ctrl_c_at_add(writer, 2)  # Ctrl-C after the first of the two hands was saved
         with pytest.raises(KeyboardInterrupt):
             import_folder(src, writer, progress=False)
     assert [(r["source"], r["hand"]) for r in index_rows(data)] == [("a/996_pic00037.jpg", "0")]

@@ -131,3 +131,45 @@ def test_a_dataset_of_the_old_mirror_rule_is_re_rendered_to_the_new_one(tmp_path
         assert data.index["mirrored"][k] == int(direct.mirrored)
         flipped += crop_hand(image, hand, old).mirrored != direct.mirrored
     assert flipped == len(hands) // 2  # every back, and no palm, changed sides
+
+
+def test_crops_are_packed_by_shards_and_an_append_repacks_only_the_last(tmp_path, samples, monkeypatch):
+    import cv2
+
+    import pipeline.data.load as load
+
+    monkeypatch.setattr(load, "SHARD_ROWS", 5)
+    root = tmp_path / "ds"
+    fill_dataset(root, samples).close()
+    first = load_dataset(root)
+    packed = {p.name: p.stat().st_mtime_ns for p in (root / ".cache").glob("images-*.npy")}
+    assert sorted(name.split("-")[2] for name in packed) == ["00000", "00001", "00002"]  # 5 + 5 + 2 rows
+    with DatasetWriter(root, SETTINGS) as writer:
+        add_sample(writer, samples[1], label="fist", source="new.jpg")
+    reads = []
+    real_imread = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda path, *a: reads.append(path) or real_imread(path, *a))
+    more = load_dataset(root)
+    assert len(reads) == 3  # the last shard's two rows and the new one, not the twelve
+    after = {p.name: p.stat().st_mtime_ns for p in (root / ".cache").glob("images-*.npy")}
+    kept = {name: t for name, t in packed.items() if name.split("-")[2] != "00002"}
+    assert {name: after[name] for name in kept} == kept and len(after) == 3  # the old last shard was replaced
+    assert np.array_equal(more.images[:12].numpy(), first.images.numpy())
+    assert np.array_equal(more.images[12, 0].numpy(), samples[1][3].image)
+
+
+def test_a_shard_whose_rows_changed_is_not_used(tmp_path, samples, monkeypatch):
+    import pipeline.data.load as load
+
+    monkeypatch.setattr(load, "SHARD_ROWS", 5)
+    root = tmp_path / "ds"
+    fill_dataset(root, samples).close()
+    load_dataset(root)
+    lines = (root / "index.csv").read_text().splitlines(keepends=True)
+    lines[1], lines[2] = lines[2], lines[1]  # the first two rows swapped: the first shard's content changed
+    (root / "index.csv").write_text("".join(lines))
+    data = load_dataset(root)
+    assert data.index["source"].tolist()[:2] == ["f1.jpg", "f0.jpg"]
+    for k, sample in ((0, samples[1]), (1, samples[0]), (2, samples[2])):
+        assert np.array_equal(data.images[k, 0].numpy(), sample[3].image)  # each row's own PNG, not the stale shard
+    assert len(list((root / ".cache").glob("images-*-00000-*.npy"))) == 1
