@@ -15,11 +15,12 @@ model rather than in the method), each scored for accuracy and its maps. With
 strokes take the hand's place; nothing is chosen on digits).
 
     python benchmarks/explain_quality.py [--model PT] [--limit N] [--layers A,B] [--sanity] [--twins DIR] [--json OUT]
-    python benchmarks/explain_quality.py --mnist ../shared/data/mnist --model pipeline/assets/digits.pt
+    python benchmarks/explain_quality.py --mnist ../shared/data/mnist --limit 1000   # the shipped digit model
 
 Last line, for the demo's default explainer and layer on the test sessions: ``method=... deletion=...
 insertion=... deletion_random=... insertion_random=... deletion_intensity=... insertion_intensity=...
-background_share=... accuracy=...`` (deletion and insertion with the blur fill; the table gives all three).
+background_share=... accuracy=... chosen=...`` (deletion and insertion with the blur fill; the table gives
+all three; ``chosen``: the validation choice). It exits 1 when the validation choice is not the demo's default.
 """
 
 from __future__ import annotations
@@ -43,16 +44,20 @@ from pipeline.explainers.quality import (  # noqa: E402
     CURVES,
     DEFAULT_EXPLAINER,
     MAX_BACKGROUND,
+    METHODS,
     candidates,
     choose_default,
     crop_scores,
     margin,
     method_maps,
     method_name,
+    session_means,
 )
 from pipeline.explainers.scores import cascading_randomisation, compare_maps, crop_landmarks, hand_masks  # noqa: E402
-from pipeline.lenet.checkpoint import load_model, read_checkpoint  # noqa: E402
+from pipeline.files import display_path  # noqa: E402
+from pipeline.lenet.checkpoint import load_model  # noqa: E402
 from pipeline.lenet.model import to_float  # noqa: E402
+from pipeline.resources import DIGIT_MODEL, asset  # noqa: E402
 from pipeline.stats import hierarchical_bootstrap  # noqa: E402
 
 HEADLINE_FILL = "blur"
@@ -60,23 +65,21 @@ SCORES = (*CURVES, "pointing", "background_share")
 
 
 def parse(name: str) -> tuple[str, str | None]:
+    """``"gradcam conv2"`` -> ``("gradcam", "conv2")``; ``"saliency"`` -> ``("saliency", None)``."""
     method, _, layer = name.partition(" ")
     return method, layer or None
 
 
-def model_data(model_path: str | None, data: list[str] | None):
+def model_data(loaded, data: list[str] | None):
     """The model's own datasets (as its checkpoint records them, or ``data``) and its split groups."""
-    ckpt = read_checkpoint(model_path)
-    roots = data or [p.strip() for p in ckpt["data"]["path"].split(",")]
-    roots = [str(ROOT / r) if not Path(r).is_absolute() else r for r in roots]
-    return load_datasets(roots, load_model(model_path).crop_settings), ckpt["data"]["split_groups"]
+    roots = [Path(p) for p in data] if data else loaded.data_paths(ROOT)
+    return load_datasets(roots, loaded.crop_settings), loaded.split_groups()
 
 
-def split_crops(model_path: str | None, part: str, limit: int | None, seed: int, data: list[str] | None = None):
+def split_crops(loaded, part: str, limit: int | None, seed: int, data: list[str] | None = None):
     """(x float, labels, groups, finger masks, dilated hand masks) of one split of the model's own data."""
-    loaded = load_model(model_path)
-    ds, groups = model_data(model_path, data)
-    idx = np.flatnonzero(np.isin(ds.groups, groups[part]))
+    ds, groups = model_data(loaded, data)
+    idx = np.flatnonzero(np.isin(ds.groups, groups.get(part, [])))
     if not len(idx):
         raise SystemExit(f"error: no crop of the model's {part} groups in {ds.root}; pass its datasets with --data")
     if limit and len(idx) > limit:
@@ -103,6 +106,7 @@ def digit_crops(root: str, limit: int | None, seed: int):
 
 
 def score_all(model, x, targets, names, fingers, hand, desc: str) -> dict[str, dict[str, np.ndarray]]:
+    """Per method name (and baseline), every per-crop score of :func:`pipeline.explainers.quality.crop_scores`."""
     from tqdm import tqdm
 
     out = {}
@@ -114,32 +118,36 @@ def score_all(model, x, targets, names, fingers, hand, desc: str) -> dict[str, d
 
 
 def means(scores: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Per method, each score's mean over crops."""
     return {name: {k: float(np.nanmean(v)) for k, v in s.items()} for name, s in scores.items()}
 
 
-def sanity(model, x, targets, name: str, model_path: str | None, draws: int, data: list[str] | None) -> dict:
-    """Cascading randomisation and the data-randomisation test for one method."""
-    from pipeline.explainers.quality import METHODS
+def sanity(loaded, x, targets, name: str, draws: int, data: list[str] | None) -> dict:
+    """Cascading randomisation and the data-randomisation test for one method.
+
+    The data-randomisation twin has the model's architecture and split, and is trained on the training
+    sessions with their labels permuted, without augmentation, for 40 epochs (augmentation would keep it
+    from fitting random labels, which is what the test asks of it).
+    """
     from pipeline.explainers.scores import CASCADE
     from pipeline.training.augment import NO_AUGMENT
     from pipeline.training.loop import TrainConfig
     from pipeline.training.run import make_split, train_run
 
+    model = loaded.explained.eval()
     method, layer = parse(name)
     build = METHODS[method]
     reference = build(model, layer)(x, targets)
     weighted = [n for n in CASCADE if hasattr(model.features, n) or hasattr(model.classifier, n)]
     lit = (x[:, 0] > 0).numpy() if reference.shape[-1] == x.shape[-1] else None  # the hand's pixels, for a pixel-level map
     cascade = cascading_randomisation(model, lambda m: build(m, layer), x, targets, weighted, draws=draws, masks=lit)
-    # Data randomisation: the same architecture and recipe, trained on the training sessions with their labels permuted.
-    ckpt = read_checkpoint(model_path)
-    ds, groups = model_data(model_path, data)
+    ds, groups = model_data(loaded, data)
     split = make_split(ds, val_groups=list(groups["val"]), test_groups=list(groups["test"]))
     permuted = ds.labels.clone()
     permuted[torch.from_numpy(split.train)] = ds.labels[torch.from_numpy(np.random.default_rng(0).permutation(split.train))]
     ds.labels = permuted
     with tempfile.TemporaryDirectory() as tmp:
-        run = train_run(ds, ckpt["model_name"], Path(tmp) / "permuted",
+        run = train_run(ds, loaded.checkpoint["model_name"], Path(tmp) / "permuted",
                         TrainConfig(epochs=40, patience=40, augment=NO_AUGMENT), split=split, progress=False, log=lambda _s: None)
         twin = load_model(Path(tmp) / "permuted" / "model.pt").explained
     twin_maps = build(twin, layer)(x, targets)
@@ -148,16 +156,16 @@ def sanity(model, x, targets, name: str, model_path: str | None, draws: int, dat
             "data_randomisation": data_random, "permuted_test_accuracy": float(run.test_accuracy)}
 
 
-def train_twins(model_path: str | None, data: list[str] | None, out: Path) -> dict[str, Path]:
+def train_twins(loaded, data: list[str] | None, out: Path) -> dict[str, Path]:
     """The model's recipe and split, trained again twice: as it is (``biased``: conv biases and an input mean, as
-    shipped) and with ``zero_background`` (black stays exactly 0 through the features). A twin already in
-    ``out`` is reused."""
+    shipped) and with ``zero_background`` (black stays exactly 0 through the features). A twin in ``out`` is
+    reused only if its ``run.json`` records this model, these overrides and this split; else it is trained again."""
     from pipeline.training.augment import AugmentConfig
     from pipeline.training.loop import TrainConfig
     from pipeline.training.run import make_split, train_run
 
-    ckpt = read_checkpoint(model_path)
-    ds, groups = model_data(model_path, data)
+    ckpt = loaded.checkpoint
+    ds, groups = model_data(loaded, data)
     split = make_split(ds, val_groups=list(groups["val"]), test_groups=list(groups["test"]))
     recipe = dict(ckpt["train_config"])
     members = recipe.pop("members", 1)
@@ -165,9 +173,12 @@ def train_twins(model_path: str | None, data: list[str] | None, out: Path) -> di
     paths = {}
     for name, overrides in (("biased", None), ("zero_background", {"zero_background": True})):
         paths[name] = out / name / "model.pt"
-        if not paths[name].is_file():
+        run_json = out / name / "run.json"
+        made = json.loads(run_json.read_text()) if run_json.is_file() and paths[name].is_file() else {}
+        if (made.get("model") != ckpt["model_name"] or made.get("model_overrides") != overrides
+                or made.get("split_groups") != split.groups(ds) or made.get("train") != config.to_dict()):
             train_run(ds, ckpt["model_name"], out / name, config, members, split, progress=False,
-                      log=lambda _s: None, model_overrides=overrides)
+                      log=lambda _s: None, model_overrides=overrides, force=True)
     return paths
 
 
@@ -187,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write every number here as JSON")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.mnist and (args.sanity or args.twins or args.data):
+        parser.error("--sanity, --twins and --data are for a hand model on its own sessions, not with --mnist")
     torch.manual_seed(args.seed)
-    loaded = load_model(args.model)
+    loaded = load_model(args.model or (asset(DIGIT_MODEL) if args.mnist else None))
     model = loaded.explained.eval()
     layers = [n for n, _ in model.features.named_children() if n.startswith(("conv", "act"))]
     if args.layers:
@@ -196,13 +209,15 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"--layers: no layer {', '.join(unknown)}; choose from {', '.join(layers)}")
         layers = args.layers.split(",")
-    names = [method_name(m, la) for m, la in candidates(model, layers)]
+    names = [method_name(m, la) for m, la in candidates(layers)]
 
     if args.mnist:
         data = {"test": digit_crops(args.mnist, args.limit, args.seed)}
+        loaded.check_fits(data["test"][0], hand_crops=False, where=args.mnist)
     else:
-        data = {part: split_crops(args.model, part, args.limit, args.seed, args.data) for part in ("val", "test")}
-    results: dict = {"model": str(args.model or "shipped"), "fill": HEADLINE_FILL}
+        loaded.require_hand_crops()
+        data = {part: split_crops(loaded, part, args.limit, args.seed, args.data) for part in ("val", "test")}
+    results: dict = {"model": display_path(loaded.path), "fill": HEADLINE_FILL}
     per_part = {}
     for part, (x, labels, groups, fingers, hand) in data.items():
         with torch.no_grad():
@@ -210,11 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         scores = score_all(model, x, predicted, [*BASELINES, *names], fingers, hand, part)
         per_part[part] = (scores, groups)
         results[part] = {"crops": len(x), "sessions": len(set(groups.tolist())),
-                         "accuracy": float((predicted == labels).float().mean()), "means": means(scores)}
+                         "accuracy": float((predicted == labels).float().mean()), "means": means(scores),
+                         "session_means": {name: session_means(v, groups) for name, v in scores.items()}}
 
     demo_default = method_name(*DEFAULT_EXPLAINER)
     if "val" in results:
-        val = results["val"]["means"]
+        val = results["val"]["session_means"]  # every validation session weighs alike
         chosen = choose_default({n: val[n] for n in names}, {b: val[b] for b in BASELINES})
         results["chosen_on_val"] = chosen
         results["val_margins"] = {n: margin(val[n], {b: val[b] for b in BASELINES}) for n in names}
@@ -245,14 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{demo_default} minus each baseline, per crop ({HEADLINE_FILL} fill): "
           + "; ".join(f"{k}: {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for k, v in paired.items()))
     if "chosen_on_val" in results:
-        print(f"chosen on validation (largest margin over the better baseline, background share <= {MAX_BACKGROUND}): "
-              f"{results['chosen_on_val']}; the demo's default: {demo_default}"
-              + ("" if results["chosen_on_val"] == demo_default else "  <- they differ: update DEFAULT_EXPLAINER"))
+        print(f"chosen on validation (sessions weighted alike; largest margin over the better baseline among maps with a "
+              f"background share <= {MAX_BACKGROUND} that beat both baselines with the {HEADLINE_FILL} fill): "
+              f"{results['chosen_on_val']}; the demo's default: {demo_default}")
     if args.sanity:
         x = data["test"][0]
         with torch.no_grad():
             predicted = model(x).argmax(1)
-        results["sanity"] = sanity(model, x, predicted, demo_default, args.model, args.draws, args.data)
+        results["sanity"] = sanity(loaded, x, predicted, demo_default, args.draws, args.data)
         s = results["sanity"]
         print(f"\nsanity ({demo_default}): cascading randomisation, mean similarity to the trained model's maps per step "
               f"({', '.join(s['cascade_layers'])} re-initialised cumulatively):")
@@ -263,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.twins and not args.mnist:
         results["twins"] = {}
         x, labels, groups, fingers, hand = data["test"]
-        for name, path in train_twins(args.model, args.data, Path(args.twins)).items():
+        for name, path in train_twins(loaded, args.data, Path(args.twins)).items():
             twin = load_model(path).explained.eval()
             with torch.no_grad():
                 predicted = twin(x).argmax(1)
@@ -282,7 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"method={demo_default.replace(' ', ':')} deletion={d[f'deletion_{f}']:.3f} insertion={d[f'insertion_{f}']:.3f} "
           f"deletion_random={test['random'][f'deletion_{f}']:.3f} insertion_random={test['random'][f'insertion_{f}']:.3f} "
           f"deletion_intensity={test['intensity'][f'deletion_{f}']:.3f} insertion_intensity={test['intensity'][f'insertion_{f}']:.3f} "
-          f"background_share={d['background_share']:.3f} accuracy={results['test']['accuracy']:.3f}")
+          f"background_share={d['background_share']:.3f} accuracy={results['test']['accuracy']:.3f}"
+          + (f" chosen={results['chosen_on_val'].replace(' ', ':')}" if "chosen_on_val" in results else ""))
+    if results.get("chosen_on_val", demo_default) != demo_default:
+        print(f"error: validation chose {results['chosen_on_val']}, but the demo's default is {demo_default}: "
+              "update DEFAULT_EXPLAINER in pipeline/explainers/quality.py", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -51,12 +51,12 @@ def add_data_options(parser: argparse.ArgumentParser, default_data: str | None =
     g = parser.add_argument_group("data (one kind)")
     default = f" (default: {default_data})" if default_data else ""
     g.add_argument("--data", action="append", metavar="DIR",
-                   help=f"a dataset folder made by collect; repeat to train on several at once{default}")
+                   help=f"a dataset folder made by collect; repeat for several at once{default}")
     g.add_argument("--mnist", metavar="DIR", help="MNIST: the folder holding its idx files")
     g.add_argument("--signmnist", metavar="CSV", help="Sign Language MNIST: its Kaggle CSV (label,pixel1..pixel784)")
     g.add_argument("--dataset", choices=PUBLIC_PLACES, metavar="NAME",
-                   help="a public set where this project keeps it, beside the checkout: "
-                        + ", ".join(f"{k} ({v})" for k, v in PUBLIC_PLACES.items()))
+                   help="a public set where this project's shared data keeps it, relative to the working folder: "
+                        + ", ".join(f"{k} ({v})" for k, v in PUBLIC_PLACES.items()) + "; elsewhere, --mnist DIR or --signmnist CSV")
     parser.set_defaults(default_data=default_data)
 
 
@@ -74,7 +74,8 @@ def data_spec_from(args: argparse.Namespace) -> DataSpec:
         raise UserError("give one kind of data: --data DIR (one or more), --mnist DIR, --signmnist CSV or --dataset NAME")
     if not chosen:
         if not args.default_data:
-            raise UserError("no data given: pass --data DIR (a dataset made by collect), --mnist DIR or --signmnist CSV")
+            raise UserError("no data given: pass --data DIR (a dataset made by collect), --mnist DIR, --signmnist CSV "
+                            "or --dataset mnist|signmnist")
         chosen = [("hands", [args.default_data])]
     kind, paths = chosen[0]
     for path in paths:
@@ -84,10 +85,10 @@ def data_spec_from(args: argparse.Namespace) -> DataSpec:
     return DataSpec(kind, tuple(paths))
 
 
-def add_model_option(parser: argparse.ArgumentParser) -> None:
-    """``--model``: the gesture model (a checkpoint written by train)."""
-    parser.add_argument("--model", metavar="PT", help="gesture model checkpoint written by train "
-                        "(default: the shipped model, fist one two three four five none)")
+def add_model_option(parser: argparse.ArgumentParser, digits: bool = False) -> None:
+    """``--model``: the gesture model (a checkpoint written by train); ``digits``: MNIST defaults to the digit model."""
+    default = "the shipped model, fist one two three four five none" + ("; for MNIST the shipped digit model" if digits else "")
+    parser.add_argument("--model", metavar="PT", help=f"model checkpoint written by train (default: {default})")
 
 
 def add_hand_options(parser: argparse.ArgumentParser) -> None:

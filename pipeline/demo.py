@@ -22,7 +22,7 @@ from pipeline.lenet.checkpoint import load_model
 from pipeline.ui.window import screen_problem
 
 KEYS_HELP = """keys in the window:
-  c  heat map on / off         n  next layer (input, conv1, act1, conv2, act2)
+  c  heat map on / off         n  next layer (input, conv1, act1, conv2, act2, ...)
   s  saliency in the inset     i  crop insets on / off       l  landmarks on / off
   m  mirror the view           space  pause / resume         p  save a screenshot (--screenshots)
   q or Esc  quit
@@ -48,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "demo runs headless and writes its video under runs/demo/")
     add_model_option(parser)
     parser.add_argument("--layer", default=None, metavar="NAME",
-                        help=f"heat-map layer: input, conv1, act1, conv2, act2 (default: {DEFAULT_EXPLAINER[1]}, chosen on "
-                             "validation by benchmarks/explain_quality.py)")
+                        help=f"heat-map layer: a conv or activation layer of the model (conv1, act2, ...), or input for "
+                             f"hirescam-rel; the n key steps through them (default: {DEFAULT_EXPLAINER[1]} for "
+                             f"{DEFAULT_EXPLAINER[0]}, chosen on validation by benchmarks/explain_quality.py; the last conv "
+                             "layer for the other methods)")
     parser.add_argument("--cam", choices=CAM_METHODS, default=DEFAULT_EXPLAINER[0],
                         help=f"heat-map method (default: {DEFAULT_EXPLAINER[0]}: HiResCAM relative to a black crop; "
                              "'gradcam' is plain Grad-CAM, which lights the masked background)")

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m pipeline.explain --dataset mnist          # digits, with the shipped digit model\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_model_option(parser)
+    add_model_option(parser, digits=True)
     add_data_options(parser)
     parser.add_argument("--photos", metavar="DIR", help="DIR/LABEL/ holds photos (run through MediaPipe and the crop stage)")
     parser.add_argument("--out", metavar="DIR", help="where to write the figures (default: runs/explain/<model name>)")

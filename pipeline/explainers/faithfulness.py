@@ -6,9 +6,11 @@
   insertion curve rise fast (high area).
 - Three fills (:data:`FILLS`). ``zero`` sets pixels to black, which on a masked crop is the
   background itself: deleting a finger then draws a new silhouette, and any order that deletes the
-  hand's brightest pixels first looks faithful. ``blur`` and ``mean`` impute the removed pixels
-  from their surroundings (a Gaussian blur of the crop) or with the crop's mean, so that removal
-  leaves less of a new shape behind (the concern of ROAD, Rong et al. 2022).
+  hand's brightest pixels first looks faithful. ``blur`` gives a removed pixel the value of a Gaussian
+  blur of the whole crop (RISE's insertion canvas: a removed finger becomes a smear, and the blurred
+  crop keeps a soft silhouette); ``mean`` gives it the crop's mean, which keeps no shape at all. Both
+  leave less of a new, sharp shape behind than black does (the concern of ROAD, Rong et al. 2022),
+  though neither is ROAD's imputation from the kept neighbours.
 - :func:`random_maps` and :func:`intensity_maps`: the two baseline orders every method is
   compared with (random, and brightest pixels first).
 - :func:`curve_area`: the area under a curve over the removed share 0..1.

@@ -12,8 +12,8 @@ keeps the gradient per cell: ReLU(sum_k g_k * A_k).
 **Relative to a black crop** (``relative=True``). A crop's background is masked to black, yet
 black is not "nothing" inside the network: the input normalisation moves it to -mean/std, and the
 conv biases add to that, so every background cell of a layer carries the same non-zero
-activation A_k(black). Grad-CAM weights it like evidence: on the shipped model 98 % of conv1's
-heat lies on the background. With ``relative=True`` the maps use A_k(x) - A_k(black), the change
+activation A_k(black). Grad-CAM weights it like evidence, and at fine layers most of its heat lands
+on the background (``benchmarks/explain_quality.py`` measures how much). With ``relative=True`` the maps use A_k(x) - A_k(black), the change
 the image makes to the all-black crop the mask leaves (DeepLIFT's difference from a reference;
 Integrated Grad-CAM, Sattarzadeh et al. 2021, is its path-integrated form). A cell whose receptive
 field holds only background is then exactly 0, at every layer, for any architecture.
@@ -40,36 +40,44 @@ class GradCAM(Explainer):
     ``relative=True`` the activations are taken relative to an all-black crop (see the module).
     """
 
+    #: Whether the method weighs each cell by its own gradient (HiResCAM); only then is the one-channel
+    #: input a layer worth explaining: a per-channel weight there makes the map a multiple of the crop.
+    per_cell = False
+
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, relative: bool = False):
         if layer is None:
             layer = model.conv_layers()[-1]
-        # "input": the crop itself is the layer (one channel, one cell per pixel); relative to black and
-        # with HiResCAM's per-cell weights, that is gradient x input.
+        if layer == INPUT and not self.per_cell:
+            raise ValueError(f"{type(self).__name__} at the input is a multiple of the crop (one channel, one weight); "
+                             "explain the input with HiResCAM, or pick a conv layer")
+        # "input": the crop itself is the layer (one channel, one cell per pixel).
         super().__init__(model, None if layer == INPUT else layer)
         self.relative = relative
-        self._black: tuple[tuple, torch.Tensor] | None = None
+        self._black: torch.Tensor | None = None
 
     def maps(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-        acts = acts - self._black[1] if self.relative else acts
+        acts = self._relative(acts)
         return F.relu((self.weights(acts, grads) * acts).sum(1, keepdim=True))
 
     def prepare(self, x: torch.Tensor) -> None:
-        if self.relative:
-            self._black = self.black_activation(x)
+        self._black = self.black_activation(x) if self.relative else None
 
-    def black_activation(self, x: torch.Tensor) -> tuple[tuple, torch.Tensor]:
-        """``(key, (1, K, h, w))``: the layer's output on an all-black crop shaped as ``x[:1]`` (zeros: the
-        model normalises inside), with the key it was made for.
+    def _relative(self, acts: torch.Tensor) -> torch.Tensor:
+        if not self.relative:
+            return acts
+        if self._black is None:
+            raise RuntimeError("a relative CAM's maps need its black reference: call the explainer (or forward()), "
+                               "not maps() alone")
+        return acts - self._black
 
-        Cached, and made again when the input's shape or a parameter changes (PyTorch counts in-place
-        updates in each tensor's ``_version``), so a model that trains between calls is never explained
-        against a stale reference.
+    def black_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, K, h, w): the layer's output on an all-black crop shaped as ``x[:1]`` (zeros: the model normalises inside).
+
+        Made anew for every batch (one forward of one crop), so a model whose weights, buffers or input
+        normalisation change between calls (training, a study) is never explained against a stale reference.
         """
-        key = (x.shape[1:], x.dtype, x.device, tuple((id(p), p._version) for p in self.model.parameters()))
-        if self._black is not None and self._black[0] == key:
-            return self._black
         if self.layer is None:
-            return key, torch.zeros_like(x[:1])
+            return torch.zeros_like(x[:1])
         seen: list[torch.Tensor] = []
         handle = self.layer.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
         try:
@@ -77,7 +85,7 @@ class GradCAM(Explainer):
                 self.model(torch.zeros_like(x[:1]))
         finally:
             handle.remove()
-        return key, seen[0]
+        return seen[0]
 
     def weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         """(B, K, 1, 1) channel weights from the layer's output and its gradient."""
@@ -93,9 +101,10 @@ class HiResCAM(GradCAM):
     gradient x input (Shrikumar et al. 2016, arXiv:1605.01713): a background pixel scores exactly 0.
     """
 
+    per_cell = True
+
     def maps(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-        acts = acts - self._black[1] if self.relative else acts
-        return F.relu((grads * acts).sum(1, keepdim=True))
+        return F.relu((grads * self._relative(acts)).sum(1, keepdim=True))
 
 
 class GradCAMPlusPlus(GradCAM):

@@ -4,8 +4,9 @@
 baselines. :func:`crop_scores` gives each crop its deletion and insertion areas under every fill,
 whether its peak is on a finger, and its heat outside the dilated hand. :func:`choose_default`
 picks the method and layer that beat the better of the two baselines by the most, among those
-that keep at most :data:`MAX_BACKGROUND` of their heat off the hand; call it on validation crops
-only. ``benchmarks/explain_quality.py`` runs it all with bootstrap intervals.
+that keep at most :data:`MAX_BACKGROUND` of their heat off the hand and beat both baselines on the
+blur-fill curves; call it on validation sessions only, each session weighted alike
+(:func:`session_means`). ``benchmarks/explain_quality.py`` runs it all with bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ METHODS: dict[str, Callable[[nn.Module, str | None], Explainer]] = {
 PIXEL_METHODS = ("saliency", "smoothgrad")
 CAM_METHODS = tuple(m for m in METHODS if m not in PIXEL_METHODS)
 """The methods that explain at a layer (the demo's ``--cam``)."""
-#: The demo's explainer and first layer, chosen on validation sessions by benchmarks/explain_quality.py (it
-#: says when its choice differs from this). Plain Grad-CAM put 64-99 % of its heat on the black background.
+#: The demo's explainer and first layer, chosen on validation sessions by benchmarks/explain_quality.py (which
+#: fails when its choice differs from this).
 DEFAULT_EXPLAINER = ("hirescam-rel", "input")
 BASELINES = ("random", "intensity")
 CURVES = tuple(f"{mode}_{fill}" for mode in ("deletion", "insertion") for fill in FILLS)
@@ -50,7 +51,7 @@ def method_name(method: str, layer: str | None) -> str:
     return method if layer is None else f"{method} {layer}"
 
 
-def candidates(model: nn.Module, layers: list[str]) -> list[tuple[str, str | None]]:
+def candidates(layers: list[str]) -> list[tuple[str, str | None]]:
     """Every (method, layer) the benchmark scores: each pixel method, each CAM at each layer, and the
     relative HiResCAM at the input (gradient x input)."""
     return ([(m, None) for m in PIXEL_METHODS] + [("hirescam-rel", INPUT)]
@@ -82,22 +83,40 @@ def crop_scores(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, maps: 
     return out
 
 
-def margin(scores: dict[str, float], baselines: dict[str, dict[str, float]]) -> float:
-    """How far a method beats the *better* baseline, averaged over the six curves (positive: beats both).
+def gains(scores: dict[str, float], baselines: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per curve of :data:`CURVES`, how far a method beats the *better* baseline (positive: it beats both).
 
     Deletion counts ``baseline - method`` (lower is better), insertion ``method - baseline``.
     """
-    gains = []
-    for curve in CURVES:
-        sign = -1 if curve.startswith("deletion") else 1
-        gains.append(min(sign * (scores[curve] - b[curve]) for b in baselines.values()))
-    return float(np.mean(gains))
+    return {curve: min((-1 if curve.startswith("deletion") else 1) * (scores[curve] - b[curve]) for b in baselines.values())
+            for curve in CURVES}
 
 
-def choose_default(means: dict[str, dict[str, float]], baselines: dict[str, dict[str, float]]) -> str:
-    """The method (name as :func:`method_name`) with the largest :func:`margin` among those with a mean
-    ``background_share`` of at most :data:`MAX_BACKGROUND`. Give it validation scores only."""
-    allowed = {name: s for name, s in means.items() if s["background_share"] <= MAX_BACKGROUND}
+def margin(scores: dict[str, float], baselines: dict[str, dict[str, float]]) -> float:
+    """The mean of :func:`gains` over the six curves."""
+    return float(np.mean(list(gains(scores, baselines).values())))
+
+
+def session_means(scores: dict[str, np.ndarray], groups: np.ndarray) -> dict[str, float]:
+    """Each score's mean over sessions, each session the mean of its crops: a session of 500 crops weighs as much
+    as one of 5, so a choice is not made on one large session."""
+    out = {}
+    for key, values in scores.items():
+        per = [np.nanmean(values[groups == g]) for g in np.unique(groups) if np.isfinite(values[groups == g]).any()]
+        out[key] = float(np.mean(per)) if per else float("nan")
+    return out
+
+
+def choose_default(means: dict[str, dict[str, float]], baselines: dict[str, dict[str, float]],
+                   required: tuple[str, ...] = ("deletion_blur", "insertion_blur")) -> str:
+    """The method (name as :func:`method_name`) with the largest :func:`margin`, among those that keep a mean
+    ``background_share`` of at most :data:`MAX_BACKGROUND` and beat both baselines on every ``required`` curve.
+
+    Give it validation scores only (:func:`session_means` of them). One line when no method qualifies.
+    """
+    allowed = {name: s for name, s in means.items() if s["background_share"] <= MAX_BACKGROUND
+               and all(gains(s, baselines)[c] > 0 for c in required)}
     if not allowed:
-        raise ValueError(f"no method keeps its background share at or below {MAX_BACKGROUND}")
+        raise ValueError(f"no method keeps its background share at or below {MAX_BACKGROUND} and beats both "
+                         f"baselines on {', '.join(required)}")
     return max(allowed, key=lambda name: margin(allowed[name], baselines))

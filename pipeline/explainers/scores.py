@@ -143,8 +143,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
 
     Each map is min-max scaled to [0, 1] first (maps of two models have no common scale), then the
     usual SSIM with a ``window`` x ``window`` uniform window, C1 = 0.01^2, C2 = 0.03^2, averaged
-    over the valid windows. Two constant maps are identical (1); one constant map against a
-    varying one scores the luminance term only.
+    over the valid windows. Two constant maps are identical (1); a constant map against a varying one
+    scores near 0. Maps that are both 0 on a shared background score high on that background alone.
     """
     def unit(v: torch.Tensor) -> torch.Tensor:
         lo, hi = v.amin((-2, -1), keepdim=True), v.amax((-2, -1), keepdim=True)
@@ -164,9 +164,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
 def hog_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image Pearson correlation of the HOG descriptors of two (B, 1, h, w) batches of maps.
 
-    HOG (Dalal & Triggs 2005, OpenCV's ``HOGDescriptor``: 7x7 cells, 14x14 blocks, 9 bins) on each
-    map min-max scaled to 0..255, as Adebayo et al. compare the maps' edges. A constant
-    descriptor has no correlation and scores 0.
+    HOG (Dalal & Triggs 2005, OpenCV's ``HOGDescriptor``: a 4x4 grid of cells of side // 4 pixels (7 on a
+    28x28 map), 2x2-cell blocks, 9 bins) on each map min-max scaled to 0..255, as Adebayo et al. compare the
+    maps' edges. A constant descriptor has no correlation and scores 0.
     """
     side = a.shape[-1]
     cell = max(2, side // 4)

@@ -175,6 +175,17 @@ class LoadedModel:
                             "pass a model trained on a dataset from pipeline.collect")
         return self.crop_settings
 
+    def data_paths(self, base: str | Path = ".") -> list[Path]:
+        """The datasets the model was trained on, as its checkpoint records them; a relative path is taken
+        from ``base`` (the folder the run was made in: for the shipped model, the repository root)."""
+        data = self.checkpoint.get("data", {})
+        paths = data.get("spec", {}).get("paths") or [p.strip() for p in str(data.get("path", "")).split(",") if p.strip()]
+        return [Path(p) if Path(p).is_absolute() else Path(base) / p for p in paths]
+
+    def split_groups(self) -> dict[str, list[str]]:
+        """The groups of its train, val and test splits (empty when the checkpoint does not record them)."""
+        return self.checkpoint.get("data", {}).get("split_groups", {})
+
     def check_fits(self, images: torch.Tensor, hand_crops: bool, where: str | Path) -> None:
         """Refuse, with one line, images the model was not trained on: hand crops for a model of digits, digits
         for a model of hands, or another image size."""

@@ -129,10 +129,13 @@ class LivePipeline:
         #: The layers a CAM can explain at (the input, and every layer with a spatial map); those the
         #: demo's ``n`` key steps through (input, then each conv layer and its activation); and the
         #: default (:data:`DEFAULT_EXPLAINER`'s, else the last conv layer).
+        # The input is a layer only for a per-cell method (HiResCAM): a per-channel weight there copies the crop.
         features = [n for n, _ in self.net.features.named_children() if not n.startswith(("pool", "drop"))]
-        self.layers = [INPUT, *features]
-        self.key_layers = [INPUT, *[n for n in features if n.startswith(("conv", "act"))]]
-        self.default_layer = DEFAULT_EXPLAINER[1] if DEFAULT_EXPLAINER[1] in self.layers else self.net.conv_layers()[-1]
+        inputs = [INPUT] if METHODS[method](self.net, None).per_cell else []
+        self.layers = [*inputs, *features]
+        self.key_layers = [*inputs, *[n for n in features if n.startswith(("conv", "act"))]]
+        self.default_layer = (DEFAULT_EXPLAINER[1] if method == DEFAULT_EXPLAINER[0] and DEFAULT_EXPLAINER[1] in self.layers
+                              else self.net.conv_layers()[-1])
         self.threshold, self.decay = threshold, decay
         self._cams: dict[str, GradCAM] = {}
         self._saliency = Saliency(self.net)

@@ -27,8 +27,9 @@ import numpy as np
 from pipeline.draw import annotations as draw
 from pipeline.draw.heatmaps import blend, overlay_on_frame
 from pipeline.errors import UserError
+from pipeline.explainers.quality import DEFAULT_EXPLAINER
 from pipeline.files import check_writable, refuse_existing, write_failed
-from pipeline.live.compute import DEFAULT_EXPLAINER, Explain, LivePipeline, LiveResult, mirror_result
+from pipeline.live.compute import Explain, LivePipeline, LiveResult, mirror_result
 from pipeline.live.timing import STAGES, StageTimes
 from pipeline.preprocess.detector_process import DetectorDied, DetectorProcess
 from pipeline.preprocess.hands import Hand

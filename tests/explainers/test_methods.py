@@ -315,20 +315,24 @@ def test_relative_maps_match_the_references_they_reduce_to(sanity_models) -> Non
         assert (GradCAM(zero, layer, relative=True)(x, 1) - GradCAM(zero, layer)(x, 1)).abs().max() <= TOL
 
 
-def test_the_black_reference_follows_the_weights() -> None:
-    """A model trained between two calls is explained against its new black crop, not a cached one."""
+def test_the_black_reference_follows_the_weights_and_buffers() -> None:
+    """A model changed between two calls (an optimiser step, its input normalisation, ``.data``) is explained
+    against its new black crop: the relative map equals a fresh explainer's."""
     from pipeline.lenet.model import build_model
 
-    model = build_model("lenet5", 6, mean=0.2, std=0.3)
+    model = build_model("lenet5", 6, mean=0.2, std=0.3).eval()
     cam = GradCAM(model, "conv1", relative=True)
     x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     cam(x, 0)
-    first = cam._black[1].clone()
-    with torch.no_grad():
-        model.layer("conv1").bias.add_(1.0)  # an in-place update, as an optimiser step is
-    cam(x, 0)
-    assert torch.allclose(cam._black[1], first + 1.0, atol=1e-6)
-    assert model.training  # the reference pass leaves the model's mode alone
+    for change in (lambda: model.layer("conv1").bias.add_(1.0), lambda: model.mean.fill_(0.5),
+                   lambda: model.layer("conv1").bias.data.mul_(-2.0)):
+        with torch.no_grad():
+            change()
+        assert torch.equal(cam(x, 0), GradCAM(model, "conv1", relative=True)(x, 0))
+    with pytest.raises(ValueError, match="HiResCAM"):
+        GradCAM(model, INPUT)  # one channel: a channel-weighted CAM at the input is a multiple of the crop
+    with pytest.raises(RuntimeError, match="black reference"):
+        GradCAM(model, "conv1", relative=True).maps(torch.ones(1, 6, 24, 24), torch.ones(1, 6, 24, 24))
 
 
 def test_a_model_of_permuted_labels_explains_differently(sanity_models) -> None:

@@ -32,3 +32,16 @@ def test_checkpoint_round_trips_with_weights_only(trained_run: Path, fingers) ->
     assert torch.equal(logits, again)
     split = loaded.checkpoint["data"]["split_groups"]
     assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(split["test"])
+
+
+def test_the_shipped_model_names_its_datasets_and_split() -> None:
+    """The checkpoint records what it was trained on: seven committed datasets (relative to the checkout) and
+    its split by group, whose test groups the explanation benchmark reads."""
+    loaded = load_model()
+    repo = Path(__file__).resolve().parents[2]
+    paths = loaded.data_paths(repo)
+    assert [p.name for p in paths] == ["fingers", "sign_digits", "homes", "rps_green", "asl_letters", "epsrc", "gestures"]
+    assert all(p.is_dir() and (p / "index.csv").is_file() for p in paths)
+    groups = loaded.split_groups()
+    assert set(groups) == {"train", "val", "test"} and not set(groups["test"]) & set(groups["train"])
+    assert all("/" in g for g in groups["test"])  # NAME/GROUP: two datasets' sessions never merge

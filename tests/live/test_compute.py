@@ -140,3 +140,14 @@ def test_the_default_map_is_zero_off_the_hand_where_plain_gradcam_is_not(shipped
     for item in plain.hands:
         black = item.crop.image[2:-2, 2:-2] == 0  # conv1's 24x24 cells sit on crop pixels 2..25
         assert item.cam[black].sum() / item.cam.sum() > 0.3
+
+
+def test_each_method_starts_at_a_layer_it_can_explain(shipped, two_palms) -> None:
+    """Only the per-cell method explains the input; a channel-weighted CAM starts at the last conv layer, and the
+    n key never takes it to the input, where its map would be a multiple of the crop."""
+    for method in ("gradcam", "gradcam-rel", "gradcam++"):
+        live = LivePipeline(shipped, method=method)
+        assert live.default_layer == "conv2" and "input" not in live.key_layers and "input" not in live.layers
+        result = live(two_palms.image, two_palms.hands, Explain(live.default_layer))
+        assert all(item.cam.shape == (8, 8) and item.cam.max() > 0 for item in result.hands)
+    assert LivePipeline(shipped).key_layers[0] == "input"
