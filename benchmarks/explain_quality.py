@@ -37,7 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
 
-from pipeline.data.load import load_datasets  # noqa: E402
+from pipeline.data.load import load_datasets, qualified_groups  # noqa: E402
 from pipeline.data.public import load_mnist  # noqa: E402
 from pipeline.explainers.quality import (  # noqa: E402
     BASELINES,
@@ -79,14 +79,14 @@ def model_data(loaded, data: list[str] | None):
 def split_crops(loaded, part: str, limit: int | None, seed: int, data: list[str] | None = None):
     """(x float, labels, groups, finger masks, dilated hand masks) of one split of the model's own data."""
     ds, groups = model_data(loaded, data)
-    idx = np.flatnonzero(np.isin(ds.groups, groups.get(part, [])))
+    idx = np.flatnonzero(np.isin(qualified_groups(ds), groups.get(part, [])))
     if not len(idx):
         raise SystemExit(f"error: no crop of the model's {part} groups in {ds.root}; pass its datasets with --data")
     if limit and len(idx) > limit:
         idx = np.sort(np.random.default_rng(seed).choice(idx, limit, replace=False))
     points = crop_landmarks(ds.index.iloc[idx])
     size, width = loaded.crop_settings.size, loaded.crop_settings.bone_width
-    return (to_float(ds.images[idx]), ds.labels[idx], ds.groups[idx],
+    return (to_float(ds.images[idx]), ds.labels[idx], qualified_groups(ds)[idx],
             hand_masks(points, size, "fingers", width, dilate=1), hand_masks(points, size, "bones", width, dilate=2))
 
 

@@ -18,7 +18,7 @@
 #
 # The numbers come from the benchmark's JSON files in `notebooks/explain_results/` (remake them with
 # the commands in the next cell). `QUICK = True` (what the tests run) runs the benchmark itself on
-# 24 crops per split at two layers instead, which is a smoke test, not a result. Every number and comparison in
+# 24 crops per split of `data/fingers` at two layers instead, which is a smoke test, not a result. Every number and comparison in
 # the text is computed from the results above it.
 
 # %%
@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from pipeline.data.load import load_datasets
+from pipeline.data.load import load_datasets, qualified_groups
 from pipeline.data.public import load_mnist
 from pipeline.draw.heatmaps import blend
 from pipeline.explainers.faithfulness import perturbation_curves
@@ -47,7 +47,7 @@ from pipeline.lenet.model import to_float
 from pipeline.resources import DIGIT_MODEL, asset
 
 # %% tags=["parameters"]
-QUICK = False  # the quick setting (what the tests run): the benchmark on 24 crops per split, conv1 and conv2, no sanity checks
+QUICK = False  # the quick setting (what the tests run): the benchmark on 24 crops per split of data/fingers, conv1 and conv2, no sanity checks
 RESULTS = "explain_results"  # the benchmark's JSON files, relative to notebooks/
 SHARED_DATA = None  # the public sets (mnist/); None: ../shared/data beside the checkout
 
@@ -68,7 +68,8 @@ def load_results() -> dict[str, dict]:
     if not QUICK:
         return {k: json.loads((Path(RESULTS) / f"{k}.json").read_text()) for k in COMMANDS if (Path(RESULTS) / f"{k}.json").is_file()}
     out, tmp = {}, Path(tempfile.mkdtemp())
-    runs = {"shipped": [], **({"digits": ["--mnist", str(MNIST)]} if MNIST.is_dir() else {})}
+    # Quick: the shipped model's sessions in data/fingers only (its split has validation and test sessions there).
+    runs = {"shipped": ["--data", str(REPO / "data" / "fingers")], **({"digits": ["--mnist", str(MNIST)]} if MNIST.is_dir() else {})}
     for name, extra in runs.items():
         subprocess.run([sys.executable, str(REPO / "benchmarks" / "explain_quality.py"), "--limit", "24", "--bootstrap", "50",
                         "--layers", "conv1,conv2",
@@ -109,8 +110,8 @@ for name, command in COMMANDS.items():
 # %%
 loaded = load_model()
 model = loaded.explained.eval()
-hands = load_datasets(loaded.data_paths(REPO), loaded.crop_settings)
-test_idx = np.flatnonzero(np.isin(hands.groups, loaded.split_groups()["test"]))
+hands = load_datasets([REPO / "data" / "fingers"] if QUICK else loaded.data_paths(REPO), loaded.crop_settings)
+test_idx = np.flatnonzero(np.isin(qualified_groups(hands), loaded.split_groups()["test"]))
 pick = test_idx[np.linspace(0, len(test_idx) - 1, 6).astype(int)]
 xh = to_float(hands.images[pick])
 with torch.no_grad():
@@ -150,7 +151,7 @@ worse = bg["gradcam conv1"] > bg["random"]
 text = (f"On the test sessions, plain Grad-CAM puts {pct(min(bg[n] for n in plain))}–{pct(max(bg[n] for n in plain))} of its "
         f"heat outside the hand (dilated by 2 px), {pct(bg['gradcam conv1'])} at conv1. A random map puts "
         f"{pct(bg['random'])} there" + (": conv1's Grad-CAM is worse than chance. " if worse else ". ")
-        + "Relative to the black crop, a cell that sees only background is exactly 0 (tested at every layer in "
+        + "Relative to the black crop, a cell that sees only background is 0 to float rounding (tested at every layer in "
         f"`tests/explainers/test_methods.py`), yet `gradcam-rel conv1` still puts {pct(bg['gradcam-rel conv1'])} off the "
         "hand (dilated by 2 px): its cells beside the hand see some of it, and one weight per channel (the gradient's "
         "spatial mean) does not tell them from the hand's own. HiResCAM keeps the gradient per cell, and relative to "

@@ -100,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     explainers.update({method_name(args.method, name): METHODS[args.method](model, name) for name in layers})
     explainers[f"{method_name(*DEFAULT_EXPLAINER)} (demo)"] = METHODS[DEFAULT_EXPLAINER[0]](model, DEFAULT_EXPLAINER[1])
     if spec is not None:
+        if spec.hands:
+            loaded.require_hand_crops()  # before the (long) load: a digit model is refused at once
         ds = load_data(spec, loaded.crop_settings if spec.hands else None, progress=not args.quiet)
         where = ", ".join(spec.paths)
         loaded.check_fits(ds.images, hand_crops=ds.settings is not None, where=where)

@@ -106,6 +106,14 @@ def load_dataset(root: str | Path, settings: CropSettings | None = None, progres
     return _load_cached(str(root.resolve()), stat.st_size, stat.st_mtime_ns, meta, wanted, progress)
 
 
+def qualified_groups(data: Dataset) -> np.ndarray:
+    """Every row's group as ``NAME/GROUP`` (NAME: its dataset folder), as :func:`concat_datasets` names groups, also
+    for a dataset loaded alone: what a checkpoint trained on several datasets records in its split."""
+    if "dataset" not in data.index or all(str(g).startswith(f"{n}/") for n, g in zip(data.index["dataset"], data.groups)):
+        return data.groups
+    return np.char.add(np.char.add(data.index["dataset"].to_numpy().astype(str), "/"), data.groups.astype(str))
+
+
 def load_datasets(roots: Sequence[str | Path], settings: CropSettings | None = None, progress: bool = False) -> Dataset:
     """Several dataset folders as one dataset, every crop made with the same settings.
 

@@ -16,7 +16,8 @@ activation A_k(black). Grad-CAM weights it like evidence, and at fine layers mos
 on the background (``benchmarks/explain_quality.py`` measures how much). With ``relative=True`` the maps use A_k(x) - A_k(black), the change
 the image makes to the all-black crop the mask leaves (DeepLIFT's difference from a reference;
 Integrated Grad-CAM, Sattarzadeh et al. 2021, is its path-integrated form). A cell whose receptive
-field holds only background is then exactly 0, at every layer, for any architecture.
+field holds only background is then 0 (to float rounding: the reference is a batch of one),
+at every layer, for any architecture.
 """
 
 from __future__ import annotations

@@ -173,3 +173,16 @@ def test_a_shard_whose_rows_changed_is_not_used(tmp_path, samples, monkeypatch):
     for k, sample in ((0, samples[1]), (1, samples[0]), (2, samples[2])):
         assert np.array_equal(data.images[k, 0].numpy(), sample[3].image)  # each row's own PNG, not the stale shard
     assert len(list((root / ".cache").glob("images-*-00000-*.npy"))) == 1
+
+
+def test_qualified_groups_name_a_dataset_loaded_alone_as_a_concatenation_does() -> None:
+    """A checkpoint trained on several datasets records NAME/GROUP; the same rows loaded alone match it."""
+    from pipeline.data.load import load_datasets, qualified_groups
+
+    fingers = REPO / "data" / "fingers"
+    if not (fingers / "index.csv").is_file():
+        pytest.skip(f"{fingers} is missing")
+    alone = load_datasets([fingers])
+    groups = qualified_groups(alone)
+    assert all(g == f"fingers/{raw}" for g, raw in zip(groups, alone.groups))
+    assert qualified_groups(alone.subset(np.arange(5))).tolist() == groups[:5].tolist()

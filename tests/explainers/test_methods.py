@@ -272,7 +272,8 @@ def test_relative_cams_are_exactly_zero_off_the_hand_where_gradcam_is_hottest(fi
 
     Plain Grad-CAM at conv1 puts most of its heat on cells that see only black background (the input
     normalisation and the conv biases make black a constant non-zero activation); relative to the
-    all-black crop, every such cell is exactly 0, for Grad-CAM and HiResCAM, at every layer.
+    all-black crop, every such cell is 0 (to float rounding: the reference is a batch of one, and a batch's
+    convolution may round differently), for Grad-CAM and HiResCAM, at every layer.
     """
     from pipeline.lenet.checkpoint import load_model
     from pipeline.lenet.model import to_float
@@ -290,7 +291,8 @@ def test_relative_cams_are_exactly_zero_off_the_hand_where_gradcam_is_hottest(fi
         for cam in (relative, HiResCAM(model, layer, relative=True)):
             maps = cam(x, y)
             assert maps.shape == lit.shape and maps.amax() > 0
-            assert (maps * ~lit).abs().max() == 0, layer  # exactly zero where a cell sees only background
+            off = float((maps * ~lit).abs().max())  # where a cell sees only background
+            assert off <= 1e-6 * float(maps.amax()), (layer, off)
         if layer == "conv1":
             raw = plain(x, y)
             share = float(raw[~lit].sum() / raw.sum())
