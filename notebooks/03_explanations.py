@@ -178,14 +178,22 @@ display(table[[c for c in (*CURVES, "pointing", "background_share")]])
 # %%
 val_margins = pd.Series(shipped.get("val_margins", {}), name="margin over the better baseline (validation)").sort_values(ascending=False)
 chosen = shipped.get("chosen_on_val", DEFAULT)
-t, means = shipped["test"]["means"], shipped["val"]["means"]
+t = shipped["test"]["means"]
+val_bg = {n: v["background_share"] for n, v in shipped.get("val", {}).get("session_means", {}).items()}
+off_hand = [n for n in val_margins.index if val_bg.get(n, 0) > MAX_BACKGROUND]
+ahead = [n for n in val_margins.index[:list(val_margins.index).index(chosen)] if n in off_hand] if chosen in val_margins else []
+runner = next((n for n in val_margins.index if n != chosen and n not in off_hand), None)
 d = t[DEFAULT]
 beats = {c: all((d[c] < t[b][c]) if c.startswith("deletion") else (d[c] > t[b][c]) for b in BASELINES) for c in CURVES}
 paired = shipped["paired_default"]
 text = (f"**Chosen on validation:** `{chosen}` (the method and layer with the largest margin over the better of the two baselines, "
-        f"averaged over the six curves, among those with at most {pct(MAX_BACKGROUND)} of their heat off the hand; "
-        f"validation margin {val_margins.get(chosen, float('nan')):+.3f}, next `{val_margins.index[1] if len(val_margins) > 1 else '-'}` "
-        f"{val_margins.iloc[1] if len(val_margins) > 1 else float('nan'):+.3f}). The demo's default is "
+        f"averaged over the six curves and over the validation sessions weighted alike, among those with at most "
+        f"{pct(MAX_BACKGROUND)} of their heat off the hand that beat both baselines with the blur fill; validation margin "
+        f"{val_margins.get(chosen, float('nan')):+.3f}"
+        + (f", next `{runner}` {val_margins[runner]:+.3f}" if runner else "")
+        + (f"; {', '.join(f'`{n}`' for n in ahead)} scored a larger margin but put more than {pct(MAX_BACKGROUND)} of "
+           "their heat off the hand" if ahead else "")
+        + "). The demo's default is "
         f"`{DEFAULT}`{'' if chosen == DEFAULT else ' — it differs from the choice: update DEFAULT_EXPLAINER'}. "
         f"On the test sessions it beats both baselines on {sum(beats.values())} of the 6 curves"
         + ("" if all(beats.values()) else f" (not on {', '.join(c for c, ok in beats.items() if not ok)})")
