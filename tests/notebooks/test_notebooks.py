@@ -114,7 +114,7 @@ QUICK_RUNS = [pytest.param(stem, marks=[pytest.mark.slow] if not stem.startswith
 def test_notebook_runs_on_the_quick_setting(stem: str, tmp_path: Path) -> None:
     require_data(stem)
     parameters = {**execute.QUICK_PARAMETERS, "STUDY_DIR": str(tmp_path / "study"), "SHARED_DATA": str(DATA)}
-    path, seconds, nb = execute.execute_notebook(NOTEBOOKS / f"{stem}.py", parameters, tmp_path / "out", timeout=300)
+    path, seconds, nb = execute.execute_notebook(NOTEBOOKS / f"{stem}.py", parameters, tmp_path / "out", timeout=600)
     # (a failing cell raises CellExecutionError, with its traceback, before we get here)
     assert path == tmp_path / "out" / f"{stem}.ipynb" and path.is_file()
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
