@@ -53,7 +53,13 @@ from pipeline.explainers.quality import (  # noqa: E402
     method_name,
     session_means,
 )
-from pipeline.explainers.scores import cascading_randomisation, compare_maps, crop_landmarks, hand_masks  # noqa: E402
+from pipeline.explainers.scores import (  # noqa: E402
+    cascading_randomisation,
+    compare_maps,
+    crop_landmarks,
+    dilate_masks,
+    hand_masks,
+)
 from pipeline.files import display_path  # noqa: E402
 from pipeline.lenet.checkpoint import load_model  # noqa: E402
 from pipeline.lenet.model import to_float  # noqa: E402
@@ -92,17 +98,12 @@ def split_crops(loaded, part: str, limit: int | None, seed: int, data: list[str]
 
 def digit_crops(root: str, limit: int | None, seed: int):
     """MNIST test digits: the strokes (lit pixels) stand for the hand, dilated as the hand is."""
-    import cv2
-
     ds = load_mnist(root)
     idx = np.flatnonzero(ds.groups == "test")
     if limit and len(idx) > limit:
         idx = np.sort(np.random.default_rng(seed).choice(idx, limit, replace=False))
-    x = to_float(ds.images[idx])
-    lit = (ds.images[idx, 0].numpy() > 0).astype(np.uint8)
-    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    dilated = np.stack([cv2.dilate(m, cross, iterations=2) > 0 for m in lit])
-    return x, ds.labels[idx], np.arange(len(idx)).astype(str), lit > 0, dilated
+    lit = ds.images[idx, 0].numpy() > 0
+    return to_float(ds.images[idx]), ds.labels[idx], np.arange(len(idx)).astype(str), lit, dilate_masks(lit, 2)
 
 
 def score_all(model, x, targets, names, fingers, hand, desc: str) -> dict[str, dict[str, np.ndarray]]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.explainers.base import Explainer, normalize, upsample
+from pipeline.explainers.base import Explainer, explain_all
 from pipeline.explainers.faithfulness import FILLS, curve_area, intensity_maps, perturbation_curves, random_maps
 from pipeline.explainers.gradcam import INPUT, GradCAM, GradCAMPlusPlus, HiResCAM
 from pipeline.explainers.saliency import Saliency, SmoothGrad
@@ -67,10 +67,7 @@ def method_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method
         return intensity_maps(x)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join([*METHODS, *BASELINES])}")
-    explainer = METHODS[method](model, layer)
-    side = x.shape[-1]
-    return torch.cat([normalize(upsample(explainer(x[s:s + batch], targets[s:s + batch]), side, explainer.grid))
-                      for s in range(0, len(x), batch)])
+    return explain_all({method: METHODS[method](model, layer)}, x, targets, x.shape[-1], batch)[method]
 
 
 def crop_scores(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, fingers: np.ndarray,

@@ -60,12 +60,19 @@ def hand_masks(points: np.ndarray, size: int = 28, kind: str = "bones", bone_wid
     if kind not in MASK_KINDS:
         raise ValueError(f"kind must be one of {', '.join(MASK_KINDS)}, got {kind!r}")
     out = np.empty((len(points), size, size), bool)
-    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     for i, p in enumerate(np.asarray(points, np.float64)):
         big = hand_mask(p[:, :2] * scale, kind, size * scale, bone_width)
-        small = (cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
-        out[i] = cv2.dilate(small, cross, iterations=dilate) > 0 if dilate else small > 0
-    return out
+        out[i] = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA) >= 128
+    return dilate_masks(out, dilate)
+
+
+def dilate_masks(masks: np.ndarray, pixels: int) -> np.ndarray:
+    """(N, S, S) bool masks grown by ``pixels`` (a 3x3 cross per pixel); 0 leaves them as they are."""
+    masks = np.asarray(masks, bool)
+    if not pixels:
+        return masks
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    return np.stack([cv2.dilate(m.astype(np.uint8), cross, iterations=pixels) > 0 for m in masks])
 
 
 # ---------------------------------------------------------------------------------------------
