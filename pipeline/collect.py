@@ -4,6 +4,10 @@ Record from a webcam or a video, in a window::
 
     python -m pipeline.collect --source 0 --data data/mine --label fist --label palm
 
+Record, train in the background and see the new model live, in one window (the studio)::
+
+    python -m pipeline.collect --source 0 --data data/mine --label fist --label palm --studio
+
 Import a folder whose subfolders are labels (photos or videos inside)::
 
     python -m pipeline.collect --from ../shared/data/fingers --data data/fingers --workers 2 \\
@@ -22,7 +26,7 @@ from pipeline.data.folder_import import ImportOptions, detection_rate, import_fo
 from pipeline.data.review import Review
 from pipeline.data.store import DatasetWriter
 from pipeline.errors import UserError, run_command
-from pipeline.labels import check_label
+from pipeline.labels import NONE_LABEL, check_label
 from pipeline.preprocess.hands import check_landmarker
 from pipeline.preprocess.photo_folders import GroupRule, parse_label_map, scan
 
@@ -31,6 +35,14 @@ KEYS_HELP = """keys in the recording window:
   space         start / stop recording (after --countdown seconds)
   u             undo the last saved sample
   q or Esc      quit (everything saved stays saved)
+
+more keys in the studio (--studio):
+  t             train on what is recorded, in the background; the window goes live with the new model
+  r / l         the recording view / the live view (labels and heat maps of the newest model)
+  v             review the current label's crops, newest first: a d w s select, x or a click deletes
+                (to trash/), z undoes, [ ] another label, v back
+  c             heat map on / off (live view)
+  p             save a screenshot (--screenshots)
 """
 
 
@@ -42,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "that train, evaluate and demo use; the dataset keeps one row per crop in index.csv.",
         epilog=KEYS_HELP + "\nexamples:\n"
                "  python -m pipeline.collect --source 0 --data data/mine --label fist --label palm\n"
+               "  python -m pipeline.collect --source 0 --data data/mine --label fist --label palm --studio\n"
+               "  python -m pipeline.collect --source clip.mp4 --data data/mine --label five --label fist --studio \\\n"
+               "      --headless --keys 'space@0.5,space@6,2,space@7,space@9,t,wait-train,p,q'\n"
                "  python -m pipeline.collect --from photos/ --data data/mine --workers 2\n"
                "  python -m pipeline.collect --from photos/ --data data/mine --engine ray --address HEAD:6379\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -62,7 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: 3 live, 5 for imported videos)")
     live.add_argument("--countdown", type=at_least(0, float), default=3.0, metavar="S", help="seconds before recording starts (default: 3)")
     live.add_argument("--headless", action="store_true",
-                      help="no window: record every stride-th frame of the source under the first --label")
+                      help="no window: record every stride-th frame of the source under the first --label "
+                           "(with --studio: run the --keys script without a window)")
+    studio = parser.add_argument_group("studio (record, train and see it live in one window)")
+    studio.add_argument("--studio", action="store_true",
+                        help="the studio: t trains on what is recorded while the camera goes on, then the window shows "
+                             f"the new model live; '{NONE_LABEL}' joins the labels. A video file plays again and again")
+    studio.add_argument("--keys", metavar="SCRIPT",
+                        help="press keys from a script instead of by hand, e.g. 'space@1.0,space@4.0,t,wait-train,q': "
+                             "KEY or KEY@SECONDS of the source's clock (from the start, or from the last wait-train), "
+                             "wait-train; keys are characters or space, esc, enter, tab, backspace, delete")
+    studio.add_argument("--runs", default="runs", metavar="DIR",
+                        help="where the studio's training runs go, as runs/studio-DATE-TIME (default: runs)")
+    studio.add_argument("--screenshots", default="runs/studio", metavar="DIR",
+                        help="where the p key saves screenshots (default: runs/studio)")
     imp = parser.add_argument_group("import")
     imp.add_argument("--map", action="append", default=[], metavar="FOLDER=LABEL",
                      help="name a folder's label, e.g. 0=fist (default: the folder name)")
@@ -129,13 +157,46 @@ def run_live(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
+def run_studio(args: argparse.Namespace) -> int:
+    from pipeline.ui.keyscript import KeyScript, parse_keys
+    from pipeline.ui.studio_session import open_studio
+
+    labels = [check_label(name) for name in args.label]
+    if not [la for la in labels if la != NONE_LABEL]:
+        raise UserError("name the gestures to record with --label NAME (repeat for more; none is added by itself)")
+    if args.headless and not args.keys:
+        raise UserError("--studio --headless needs a --keys script (with no window, nobody presses keys)")
+    script = KeyScript(parse_keys(args.keys)) if args.keys else None
+    source = args.source or "0"
+    check_landmarker(args.hand_model)  # the screen is checked next, before the source opens
+    group = args.group or time.strftime("live-%Y%m%d-%H%M%S")
+    say = lambda text: print(text, file=sys.stderr)  # noqa: E731
+    result = open_studio(source, args.data, crop_settings_from(args), labels, group, hand_model=args.hand_model,
+                         num_hands=args.num_hands, stride=args.stride or 3, countdown=args.countdown,
+                         headless=args.headless, keys=script, runs=args.runs, screenshots=args.screenshots, say=say)
+    if result.failed:
+        say(f"error: {result.failed}")
+    if result.interrupted:
+        say(f"interrupted: every sample saved so far is in {args.data}")
+    print(" ".join(f"{label}={n}" for label, n in result.counts.items()) + f" group={group} data={args.data}")
+    if result.live is not None and result.live.frames:
+        print(f"live frames={result.live.frames} " + " ".join(f"{k}={v:.3f}" for k, v in result.live.shares().items()))
+    print(f"runs={len(result.runs)} failed={len(result.failures)}" +
+          (f" model={result.runs[-1].out / 'model.pt'} val_accuracy={result.runs[-1].val_accuracy:.4f}" if result.runs else ""))
+    return 130 if result.interrupted else 1 if result.failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.studio and args.from_dir:
+        raise UserError("--studio records live (--source); import with --from DIR without it")
+    if args.keys and not args.studio:
+        raise UserError("--keys scripts the studio; add --studio")
     if args.from_dir:
         return run_import(args)
     if args.engine != "local" or args.address or args.workers:
         raise UserError("--engine, --address and --workers are for imports (--from DIR); live recording runs here")
-    return run_live(args)
+    return run_studio(args) if args.studio else run_live(args)
 
 
 if __name__ == "__main__":

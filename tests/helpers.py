@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import pytest
 
 #: The checkout (tests run from it) and ``../shared`` beside it, which holds the real data.
@@ -57,6 +58,23 @@ def window_program(args: list[str], display: str) -> Iterator[tuple[subprocess.P
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def screenshot(display: str, window: str, path: Path) -> np.ndarray | None:
+    """The window's pixels (RGB) via Pillow's X grab, saved to ``path``; None where Pillow lacks XCB."""
+    try:
+        from PIL import ImageGrab, features
+    except ImportError:
+        return None
+    if not features.check("xcb"):
+        return None
+    geometry = subprocess.run(["xdotool", "getwindowgeometry", "--shell", window], capture_output=True, text=True,
+                              env={**os.environ, "DISPLAY": display}).stdout
+    g = dict(line.split("=", 1) for line in geometry.split())
+    x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+    image = ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=display)
+    image.save(path)
+    return np.asarray(image)
 
 
 def run_main(module, *args: str) -> tuple[int, str, str]:

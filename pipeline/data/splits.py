@@ -66,3 +66,27 @@ def split_by_named_groups(groups: Sequence[str], val_groups: Iterable[str], test
     return np.flatnonzero(~in_val & ~in_test), np.flatnonzero(in_val), np.flatnonzero(in_test)
 
 
+
+
+def split_by_time(labels: Sequence[int], order: Sequence[int], val: float = 0.15, test: float = 0.15
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split one recording session in time: per class, the first samples (by ``order``, e.g. the sample id) train,
+    the next ``val`` share validates and the last ``test`` share tests.
+
+    For a session too few to split by group (:func:`split_by_group` needs three): contiguous blocks keep
+    near-identical neighbouring frames on one side, which a split by frame would not. The scores are
+    still optimistic: the same person, room and light are on both sides. Each class with at least three
+    samples gives at least one to validation and one to test.
+    """
+    labels, order = np.asarray(labels), np.asarray(order)
+    parts: list[list[int]] = [[], [], []]
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        members = members[np.argsort(order[members], kind="stable")]
+        n = len(members)
+        n_test = max(1, round(n * test)) if n >= 3 else 0
+        n_val = max(1, round(n * val)) if n >= 3 else 0
+        cut = n - n_val - n_test
+        for part, chunk in enumerate((members[:cut], members[cut:cut + n_val], members[cut + n_val:])):
+            parts[part].extend(chunk.tolist())
+    return tuple(np.sort(np.array(p, np.int64)) for p in parts)  # type: ignore[return-value]

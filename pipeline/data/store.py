@@ -9,7 +9,7 @@ A dataset is a folder::
       crops/LABEL/ID.png    the crop the CNN sees (e.g. 28x28)
       large/LABEL/ID.png    the same hand rendered larger and unmasked, for re-rendering later
       files.csv             imported files that are finished, with what was found (re-imports skip them)
-      trash/                samples removed by "undo" (moved, never deleted)
+      trash/                samples removed by undo or the review (moved, never deleted; rows in trash/index.csv)
 
 Files are created exclusively (never overwritten) and a row is written only after its images,
 so a Ctrl-C or a crash at any moment loses at most the sample being written, never a saved one.
@@ -54,6 +54,8 @@ LEGACY_COLUMNS = [*COLUMNS[:-1], "crop"]
 #: The key of the crop settings in ``dataset.json`` (the same as in a checkpoint).
 CROP_KEY = "crop_settings"
 LOCK = ".lock"
+#: Where removed samples go: their files under the same sub-folders, their rows in its own index.csv.
+TRASH = "trash"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,28 @@ class Sample:
     group: str
     source: str
     frame: int
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A sample taken out of the dataset by :meth:`DatasetWriter.remove`: its whole index row."""
+
+    row: dict
+
+    @property
+    def sample(self) -> Sample:
+        r = self.row
+        return Sample(r["id"], r["label"], r["group"], r["source"], int(r["frame"]))
+
+
+def _rows_csv(rows: Iterable[dict], header: bool = True) -> str:
+    """Index rows as CSV text (with the header line unless told not)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def _write_png_exclusive(path: Path, image: np.ndarray) -> None:
@@ -315,39 +339,82 @@ class DatasetWriter:
         return Sample(sample_id, label, group, source, frame)
 
     def undo(self) -> Sample | None:
-        """Remove the last sample added in this session: its row leaves the index, its files go to ``trash/``."""
-        if not self._last_ids:
-            return None
-        sample_id = self._last_ids.pop()
+        """Remove the last sample added in this session (see :meth:`remove`); None when there is none."""
+        while self._last_ids:
+            removed = self.remove(self._last_ids[-1])
+            if removed is not None:
+                return removed.sample
+            self._last_ids.pop()  # already removed another way (the review grid)
+        return None
+
+    def remove(self, sample_id: str) -> "Removed | None":
+        """Take one sample out of the dataset: its row leaves the index (rewritten atomically), its files
+        move to ``trash/`` and its row is appended to ``trash/index.csv``, so nothing is deleted.
+
+        Returns what :meth:`restore` needs to put it back, or None when no row has that id.
+        """
         rows = read_rows(self.index_path)
-        keep = [r for r in rows if r["id"] != sample_id]
         gone = [r for r in rows if r["id"] == sample_id]
         if not gone:
             return None
         row = gone[0]
+        trash = self.root / TRASH
+        trash.mkdir(exist_ok=True)
+        self._append_row(trash / INDEX, row)  # first: a crash after it leaves the sample in both, never in neither
         for sub in ("crops", "large"):
             src = self.root / sub / row["label"] / f"{sample_id}.png"
             if src.exists():
-                dst = self.root / "trash" / sub / row["label"] / src.name
+                dst = trash / sub / row["label"] / src.name
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(keep)
-        self._index.close()
-        atomic_write_text(self.index_path, buffer.getvalue())
-        self._index = open(self.index_path, "a", encoding="utf-8", newline="")
+        self._rewrite_index([r for r in rows if r["id"] != sample_id])
+        if sample_id in self._last_ids:
+            self._last_ids.remove(sample_id)
         key = (row["source"], int(row["frame"]))
         self._done_hands.discard((*key, int(row["hand"])))
         if not any(done[:2] == key for done in self._done_hands):
             self._done.discard(key)
-        return Sample(sample_id, row["label"], row["group"], row["source"], int(row["frame"]))
+        return Removed(row)
+
+    def restore(self, removed: "Removed") -> Sample:
+        """Put a sample taken out by :meth:`remove` back: its files return from ``trash/`` and its row is
+        appended to the index again (same id), and it leaves ``trash/index.csv``."""
+        row, trash = removed.row, self.root / TRASH
+        sample_id = row["id"]
+        for sub in ("crops", "large"):
+            src = trash / sub / row["label"] / f"{sample_id}.png"
+            if src.exists():
+                dst = self.root / sub / row["label"] / src.name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+        self._write_line([row[c] for c in COLUMNS])
+        kept = [r for r in read_rows(trash / INDEX) if r["id"] != sample_id]
+        atomic_write_text(trash / INDEX, _rows_csv(kept))
+        key = (row["source"], int(row["frame"]))
+        self._done.add(key)
+        self._done_hands.add((*key, int(row["hand"])))
+        return removed.sample
+
+    def _append_row(self, path: Path, row: dict) -> None:
+        new = not path.is_file() or path.stat().st_size == 0
+        with open(path, "a", encoding="utf-8", newline="") as f:
+            f.write(_rows_csv([row], header=new))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _rewrite_index(self, rows: list[dict]) -> None:
+        self._index.close()
+        atomic_write_text(self.index_path, _rows_csv(rows))
+        self._index = open(self.index_path, "a", encoding="utf-8", newline="")
+
+    def rows(self) -> list[dict]:
+        """Every row of the index, checked (:func:`read_rows`)."""
+        return read_rows(self.index_path)
 
     def counts(self) -> dict[str, int]:
         """Samples per label, in label order."""
         counts = {label: 0 for label in self.labels}
-        for row in read_rows(self.index_path):
+        for row in self.rows():
             counts[row["label"]] = counts.get(row["label"], 0) + 1
         return counts
 

@@ -69,6 +69,10 @@ class Source:
     def close(self) -> None:
         """Release the device or file."""
 
+    def rewind(self) -> None:
+        """Start again from the first frame (files; a camera cannot)."""
+        raise UserError(f"{self.name}: a live source cannot start again")
+
     def __enter__(self) -> "Source":
         return self
 
@@ -117,6 +121,9 @@ class VideoSource(Source):
             self.ended_early = (f"{self.path}: the video ended after frame {index} of the {self.frame_count} its "
                                 "header promised; the file may be truncated")
 
+    def rewind(self) -> None:
+        self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
     def close(self) -> None:
         self.capture.release()
 
@@ -140,6 +147,9 @@ class ImageSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
             yield Frame(read_image(path), index, index * 1000, str(path))
+
+    def rewind(self) -> None:
+        pass  # every iteration reads the files from the first
 
 
 class CameraSource(Source):
@@ -217,6 +227,21 @@ class CameraSource(Source):
         self._stop.set()
         self._thread.join(timeout=2)
         self.capture.release()
+
+
+def looped(source: Source) -> Iterator[Frame]:
+    """A file source played again and again, as a camera goes on: frame indices and timestamps keep increasing
+    across the repeats (MediaPipe's video mode needs that, and a dataset keys its samples by them)."""
+    index_offset, ms_offset = 0, 0
+    while True:
+        last = None
+        for frame in source:
+            last = Frame(frame.image, frame.index + index_offset, frame.timestamp_ms + ms_offset, frame.source)
+            yield last
+        if last is None:
+            return
+        index_offset, ms_offset = last.index + 1, last.timestamp_ms + round(1000 / (source.fps or 30.0))
+        source.rewind()
 
 
 def open_source(spec: str | int | Path) -> Source:

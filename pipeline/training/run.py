@@ -24,7 +24,7 @@ from pipeline.files import atomic_write_text, check_writable, display_path
 from pipeline.lenet.checkpoint import make_checkpoint, save_checkpoint
 from pipeline.lenet.model import LeNet, build_model, count_macs, count_parameters
 from pipeline.training.calibration import answers, fit_temperature, none_scores, plot_reliability, reliability
-from pipeline.training.loop import TrainConfig, accuracy, predict_logits, to_float, train_model
+from pipeline.training.loop import EpochRecord, TrainConfig, accuracy, predict_logits, to_float, train_model
 from pipeline.training.reports import confusion, per_class_table, plot_confusion, plot_curves
 
 
@@ -89,7 +89,8 @@ class RunResult:
 def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConfig = TrainConfig(),
               members: int = 1, split: Split | None = None, resume: bool = False, progress: bool = True,
               log: Callable[[str], None] = print, data_spec: DataSpec | None = None, force: bool = False,
-              model_overrides: dict | None = None) -> RunResult:
+              model_overrides: dict | None = None,
+              on_epoch: Callable[[int, EpochRecord], None] | None = None) -> RunResult:
     """Train ``members`` models (seeds ``config.seed``, ``+1``, ...) and write the run folder.
 
     With several members the checkpoint is an ensemble (mean log-probabilities). Selection uses
@@ -97,7 +98,8 @@ def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConf
     run is (data, labels, crop settings, model, recipe, split); ``resume`` continues an interrupted
     run only if all of that agrees, and a finished run is replaced only with ``force``.
     ``model_overrides`` change the named variant's :class:`~pipeline.lenet.model.LeNetConfig` (for
-    example ``{"zero_background": True}``); they are part of the recipe.
+    example ``{"zero_background": True}``); they are part of the recipe. ``on_epoch(member, record)`` is
+    called after every epoch (the studio shows it).
     """
     out = Path(out)
     check_trainable(data)
@@ -112,8 +114,8 @@ def train_run(data: Dataset, model_name: str, out: str | Path, config: TrainConf
         + ", ".join(f"{part} {len(getattr(split, part))} samples ({len(groups[part])} groups)" for part in ("train", "val", "test")))
     start = time.perf_counter()
     mean, std = input_normalisation(data.images[split.train])
-    trained = [train_member(data, split, model_name, config, k, mean, std, out, resume, progress, log, model_overrides)
-               for k in range(members)]
+    trained = [train_member(data, split, model_name, config, k, mean, std, out, resume, progress, log, model_overrides,
+                            on_epoch) for k in range(members)]
     models = [m.model for m in trained]
     val = predict_split(models, data, split.val)
     temperature = fit_temperature(val.log_probs, val.labels)  # on validation: the test split stays untouched
@@ -205,7 +207,7 @@ class Member:
 
 def train_member(data: Dataset, split: Split, model_name: str, config: TrainConfig, k: int, mean: float, std: float,
                  out: Path, resume: bool, progress: bool, log: Callable[[str], None],
-                 overrides: dict | None = None) -> Member:
+                 overrides: dict | None = None, on_epoch: Callable[[int, EpochRecord], None] | None = None) -> Member:
     """Train member ``k`` (seed ``config.seed + k``), continuing from ``resume{k}.pt`` or loading ``member{k}.pt``.
 
     ``resume{k}.pt`` is written after every epoch; ``member{k}.pt`` once the member is done, so an
@@ -231,6 +233,8 @@ def train_member(data: Dataset, split: Split, model_name: str, config: TrainConf
         save_checkpoint({"weights": model.state_dict(), "state": train_state}, resume_file)
         log(f"member {k} epoch {record.epoch}/{config.epochs}: train loss {record.train_loss:.3f} acc {record.train_acc:.3f}, "
             f"val loss {record.val_loss:.3f} acc {record.val_acc:.3f}")
+        if on_epoch is not None:
+            on_epoch(k, record)
 
     train, val = split_tensors(data, split.train), split_tensors(data, split.val)
     history, best = train_model(model, train, val, replace(config, seed=seed), progress=progress,

@@ -193,9 +193,17 @@ def handle_key(state: RecorderState, key: int, now: float, writer: Undoable) -> 
     return action
 
 
-def render(image: np.ndarray, found: list[tuple[Hand, Crop]], state: RecorderState, now: float) -> np.ndarray:
+def render(image: np.ndarray, found: list[tuple[Hand, Crop]], state: RecorderState, now: float,
+           legend: str = LEGEND) -> np.ndarray:
     """The preview: a copy of the frame with hands, crop insets, labels, recording state and keys."""
     view = image.copy()
+    draw_recorder(view, found, state, now, legend)
+    return view
+
+
+def draw_recorder(view: np.ndarray, found: list[tuple[Hand, Crop]], state: RecorderState, now: float,
+                  legend: str = LEGEND) -> int:
+    """Draw the recording view on ``view`` in place; returns the bottom of the panel at the left (REC and labels)."""
     for hand, _ in found:
         draw.draw_hand(view, hand, color=draw.RED if state.saving(now) else draw.GREEN)
     offset = 0
@@ -206,10 +214,15 @@ def render(image: np.ndarray, found: list[tuple[Hand, Crop]], state: RecorderSta
     if not found:
         width = draw.text_box_size(view, "no hand")[0]
         draw.put_text(view, "no hand", (max(0, view.shape[1] - 8 - width), 8), color=draw.AMBER)
-    box = draw.draw_recording(view, state.recording, state.seconds_left(now))
-    draw.draw_labels(view, state.labels, state.counts, state.current, org=(8, box[3] + 6))
-    draw.draw_footer(view, [state.message, LEGEND])
-    return view
+    bottom = draw_recorder_panel(view, state, now)
+    draw.draw_footer(view, [state.message, legend], scale=draw.scale_to_fit(view, legend, view.shape[1] - 16))
+    return bottom
+
+
+def draw_recorder_panel(view: np.ndarray, state: RecorderState, now: float, top: int = 8) -> int:
+    """REC (or its countdown, or paused) and the labels with their counts, from ``top`` down; returns the bottom."""
+    box = draw.draw_recording(view, state.recording, state.seconds_left(now), org=(8, top))
+    return draw.draw_labels(view, state.labels, state.counts, state.current, org=(8, box[3] + 6))[3]
 
 
 def check_display() -> None:
@@ -304,5 +317,5 @@ def record_live(source: str, data: str | Path, settings: CropSettings, labels: l
 
 __all__ = [
     "Action", "LEGEND", "RecorderState", "Recording", "WINDOW_TITLE", "action_for_key", "check_display",
-    "handle_key", "record_live", "render", "run_session", "save_hands",
+    "draw_recorder", "draw_recorder_panel", "handle_key", "record_live", "render", "run_session", "save_hands",
 ]

@@ -153,8 +153,8 @@ def stats_lines(times: StageTimes, state: ViewState) -> list[str]:
     return [head, "ms  " + "  ".join(f"{s} {ms[s]:.1f}" for s in STAGES)]
 
 
-def render(image: np.ndarray, result: LiveResult, state: ViewState, times: StageTimes) -> None:
-    """Draw one frame's results on ``image``, in place.
+def render(image: np.ndarray, result: LiveResult, state: ViewState, times: StageTimes, legend: str = LEGEND) -> int:
+    """Draw one frame's results on ``image``, in place; returns the bottom of the stats lines at the top left.
 
     Per hand: its Grad-CAM warped back through the crop's inverse affine (only for a hand that
     shows a gesture), landmarks, and a panel with the label, confidence and top classes; at the
@@ -171,7 +171,7 @@ def render(image: np.ndarray, result: LiveResult, state: ViewState, times: Stage
     top = 8
     for line in stats_lines(times, state):
         top = draw.put_text(image, line, (8, top), scale=draw.scale_to_fit(image, line, width - 16, scale))[3]
-    footer_scale = draw.scale_to_fit(image, LEGEND, width - 16, scale)
+    footer_scale = draw.scale_to_fit(image, legend, width - 16, scale)
     footer_top = height - 8 - 2 * draw.text_height(image, footer_scale)
     offset = 0
     zoom = draw.inset_zoom(height, result.hands[0].crop.settings.size if result.hands else 28, 1 / 4)
@@ -189,7 +189,8 @@ def render(image: np.ndarray, result: LiveResult, state: ViewState, times: Stage
             if state.saliency and item.saliency is not None:
                 picture = blend(picture, item.saliency)
             offset = draw.paste_inset(image, picture, "top-right", zoom, offset=offset, border=color)[3]
-    draw.draw_footer(image, [state.message, LEGEND], scale=footer_scale)
+    draw.draw_footer(image, [state.message, legend], scale=footer_scale)
+    return top
 
 
 @dataclass
@@ -279,11 +280,11 @@ class VideoOut:
         os.replace(self.tmp, self.path)
 
 
-def save_screenshot(image: np.ndarray, folder: str | Path, frame_index: int) -> Path:
+def save_screenshot(image: np.ndarray, folder: str | Path, frame_index: int, prefix: str = "demo") -> Path:
     """Write ``image`` as a PNG in ``folder`` (created) under a name that never overwrites; returns its path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"demo-{time.strftime('%Y%m%d-%H%M%S')}-frame{frame_index:06d}"
+    stem = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-frame{frame_index:06d}"
     path, k = folder / f"{stem}.png", 1
     while path.exists():
         path, k = folder / f"{stem}-{k}.png", k + 1

@@ -76,6 +76,18 @@ class Window:
         # GUI_NORMAL: no Qt toolbar, whose shortcuts would eat our keys.
         cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         self._sized = False
+        self.clicks: list[tuple[int, int]] = []
+        # Left clicks, in the shown image's pixels, wait here until the session takes them.
+        cv2.setMouseCallback(title, self._mouse)
+
+    def _mouse(self, event: int, x: int, y: int, flags: int, param: object) -> None:
+        if event == cv2.EVENT_LBUTTONDOWN:
+            self.clicks.append((x, y))
+
+    def take_clicks(self) -> list[tuple[int, int]]:
+        """The left clicks since the last call, as ``(x, y)`` in the image's pixels."""
+        clicks, self.clicks = self.clicks, []
+        return clicks
 
     def show(self, image: np.ndarray, wait_ms: int) -> int:
         """Show ``image``, then wait up to ``wait_ms`` for a key; returns its code or -1."""

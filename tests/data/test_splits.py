@@ -70,3 +70,18 @@ def test_split_by_named_groups():
         split_by_named_groups(groups, ["zz"], [])
     with pytest.raises(UserError, match="both"):
         split_by_named_groups(groups, ["a"], ["a", "b"])
+
+
+def test_split_by_time_takes_later_blocks_of_each_class():
+    from pipeline.data.splits import split_by_time
+
+    labels = np.array([0] * 40 + [1] * 20 + [2] * 2)
+    order = np.concatenate([np.arange(40)[::-1], np.arange(100, 120), [7, 8]])  # class 0 saved in reverse
+    train, val, test = split_by_time(labels, order)
+    assert len(set(train) | set(val) | set(test)) == len(labels) and not set(train) & set(val) | set(val) & set(test)
+    for label, n_val, n_test in ((0, 6, 6), (1, 3, 3), (2, 0, 0)):  # 15 % each; a class of 2 only trains
+        members = np.flatnonzero(labels == label)
+        v, t, r = (np.intersect1d(part, members) for part in (val, test, train))
+        assert (len(v), len(t)) == (n_val, n_test)
+        if n_val:  # training is the earliest block, then validation, then test, with no interleaving
+            assert order[r].max() < order[v].min() and order[v].max() < order[t].min()

@@ -295,3 +295,34 @@ def test_a_damaged_index_is_one_line_and_is_never_appended_to(tmp_path, samples,
         message = str(info.value)
         assert message.startswith(f"{root / INDEX}, line {line}: ") and words in message and "\n" not in message
     assert (root / INDEX).read_bytes() == damaged  # nothing appended, nothing repaired behind the user's back
+
+
+def test_remove_and_restore_keep_index_trash_and_files_consistent(tmp_path, samples):
+    root = tmp_path / "ds"
+    with fill_dataset(root, samples) as writer:
+        before = {r["id"]: r for r in index_rows(root)}
+        crop_bytes = (root / "crops" / "palm" / "000005.png").read_bytes()
+        large_bytes = (root / "large" / "palm" / "000005.png").read_bytes()
+        removed = writer.remove("000005")
+        assert writer.remove("000005") is None and writer.remove("999999") is None
+        # Out of the index, into trash/ with its whole row; nothing deleted.
+        assert "000005" not in {r["id"] for r in index_rows(root)} and len(index_rows(root)) == 11
+        assert not (root / "crops" / "palm" / "000005.png").exists()
+        assert (root / "trash" / "crops" / "palm" / "000005.png").read_bytes() == crop_bytes
+        assert (root / "trash" / "large" / "palm" / "000005.png").read_bytes() == large_bytes
+        assert read_rows(root / "trash" / INDEX) == [before["000005"]]
+        assert writer.counts() == {"five": 6, "palm": 5}
+        assert not writer.has("f5.jpg", 0)  # a re-import would take that file again
+        # Restored: the same row and bytes back, the trash index empty again, the counts as before.
+        assert writer.restore(removed).id == "000005"
+        assert {r["id"]: r for r in index_rows(root)} == before
+        assert (root / "crops" / "palm" / "000005.png").read_bytes() == crop_bytes
+        assert (root / "large" / "palm" / "000005.png").read_bytes() == large_bytes
+        assert read_rows(root / "trash" / INDEX) == [] and not list((root / "trash").glob("*/palm/*.png"))
+        assert writer.counts() == {"five": 6, "palm": 6} and writer.has("f5.jpg", 0)
+        # Undo skips a sample the review already removed, and takes the one before it.
+        writer.remove("000011")
+        assert writer.undo().id == "000010"
+        assert len(index_rows(root)) == 10 and len(read_rows(root / "trash" / INDEX)) == 2
+        new = add_sample(writer, samples[0], source="new.jpg")
+        assert new.id == "000012"  # ids in trash/ are never reused

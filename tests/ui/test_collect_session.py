@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # before MediaPipe is first imported
-from helpers import wait_for, window_program  # noqa: E402
+from helpers import screenshot, wait_for, window_program  # noqa: E402
 from pipeline import collect  # noqa: E402
 from pipeline.data.store import DatasetWriter, Sample  # noqa: E402
 from pipeline.draw.annotations import paste_inset  # noqa: E402
@@ -267,23 +267,6 @@ def test_ctrl_c_keeps_every_saved_sample(video, tmp_path):
 
 def labels_in(data: Path) -> list[str]:
     return [r["label"] for r in read_index(data)] if (data / "index.csv").is_file() else []
-
-
-def screenshot(display: str, window: str, path: Path) -> np.ndarray | None:
-    """The window's pixels (RGB) via Pillow's X grab, saved to ``path``; None where Pillow lacks XCB."""
-    try:
-        from PIL import ImageGrab, features
-    except ImportError:
-        return None
-    if not features.check("xcb"):
-        return None
-    geometry = subprocess.run(["xdotool", "getwindowgeometry", "--shell", window], capture_output=True, text=True,
-                              env={**os.environ, "DISPLAY": display}).stdout
-    g = dict(line.split("=", 1) for line in geometry.split())
-    x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
-    image = ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=display)
-    image.save(path)
-    return np.asarray(image)
 
 
 def test_window_records_switches_label_undoes_and_quits(video, xvfb, tmp_path):

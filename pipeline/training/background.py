@@ -1,0 +1,224 @@
+"""A training run in a process of its own, reporting as it goes: what the studio's ``t`` key starts.
+
+The window keeps showing the camera while a LeNet trains on what has been recorded so far::
+
+    job = BackgroundTraining("data/mine", "runs/studio-1")
+    while job.running:
+        for event in job.poll():      # Started, Epoch, then Finished or Failed
+            ...
+
+The run is an ordinary one (:func:`pipeline.training.run.train_run`: the normal recipe, a run folder
+under ``runs/``). The process is niced and uses one torch thread, so the camera keeps its core. A
+crash of the process, however it dies, becomes one :class:`Failed` line; the dataset is only read.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import signal
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.files import atomic_write_text
+from pipeline.training.loop import TrainConfig
+
+#: Fewer groups (sessions) than this: validation and test are later blocks of each class's recording.
+MIN_GROUPS = 3
+#: How many confused pairs a finished run reports.
+TOP_CONFUSIONS = 3
+
+
+@dataclass(frozen=True)
+class Started:
+    """The data is loaded and split; training begins."""
+
+    out: Path
+    samples: int
+    split: str  # how validation was chosen, for the screen
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One epoch of one member is done."""
+
+    member: int
+    epoch: int
+    epochs: int
+    val_acc: float
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Validation samples of class ``true`` answered ``predicted``: how many of the class's, and some of their ids."""
+
+    true: str
+    predicted: str
+    count: int
+    total: int
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run is saved: ``out/model.pt`` and the usual reports."""
+
+    out: Path
+    val_accuracy: float
+    test_accuracy: float
+    seconds: float
+    confusions: tuple[Confusion, ...] = ()
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The run did not finish; ``message`` is one line for the screen."""
+
+    message: str
+
+
+Event = Started | Epoch | Finished | Failed
+
+
+def split_recording(data, seed: int = 0):
+    """The split of a recording: by group (session) when there are :data:`MIN_GROUPS`, else by time within it.
+
+    Returns the :class:`~pipeline.training.run.Split` and a few words saying which.
+    """
+    from pipeline.data.splits import split_by_time
+    from pipeline.training.run import Split, check_trainable, make_split
+
+    check_trainable(data)
+    groups = len(set(data.groups.tolist()))
+    if groups >= MIN_GROUPS:
+        return make_split(data, seed=seed), f"validation by session ({groups} sessions)"
+    order = data.index["id"].astype(int).to_numpy()
+    split = Split(*split_by_time(data.labels.numpy(), order))
+    if not len(split.val) or not len(split.test):
+        raise UserError(f"too few samples to validate: record at least 3 of each gesture (have {len(data)})")
+    return split, f"{groups} session{'s' if groups > 1 else ''}: validation is the latest 15% of each gesture"
+
+
+def confusions(truth: np.ndarray, predicted: np.ndarray, names: list[str], ids: np.ndarray,
+               top: int = TOP_CONFUSIONS) -> tuple[Confusion, ...]:
+    """The ``top`` most frequent (true, predicted) mistakes, largest share of the true class first."""
+    totals = Counter(truth.tolist())
+    pairs = Counter((int(t), int(p)) for t, p in zip(truth, predicted) if t != p)
+    ranked = sorted(pairs.items(), key=lambda kv: (-kv[1] / totals[kv[0][0]], -kv[1], kv[0]))[:top]
+    return tuple(Confusion(names[t], names[p], n, totals[t],
+                           tuple(ids[(truth == t) & (predicted == p)][:4].tolist())) for (t, p), n in ranked)
+
+
+def _train(events, data_root: str, out: str, model_name: str, config: TrainConfig) -> None:
+    """The body of the training process: load, split, train, then send the validation mistakes."""
+    import torch
+
+    from pipeline.data.spec import DataSpec, load_data
+    from pipeline.lenet.checkpoint import load_model
+    from pipeline.training.loop import predict_logits
+    from pipeline.training.run import train_run
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the window's; it stops us
+    os.nice(10)  # the camera view comes first
+    torch.set_num_threads(1)
+    lines: list[str] = []
+    out_path = Path(out)
+    try:
+        spec = DataSpec("hands", (data_root,))
+        data = load_data(spec)
+        split, how = split_recording(data, config.seed)
+        events.put(Started(out_path, len(data), how))
+        run = train_run(data, model_name, out_path, config, split=split, progress=False, log=lines.append,
+                        data_spec=spec, on_epoch=lambda k, r: events.put(Epoch(k, r.epoch, config.epochs, r.val_acc)))
+        model = load_model(out_path / "model.pt")
+        predicted = predict_logits(model.network, data.images[split.val]).argmax(1).numpy()
+        mistakes = confusions(data.labels[split.val].numpy(), predicted, data.label_names,
+                              data.index["id"].to_numpy()[split.val])
+        events.put(Finished(out_path, run.val_accuracy, run.test_accuracy, run.seconds, mistakes))
+    except UserError as e:
+        events.put(Failed(f"training failed: {e}"))
+    except BaseException as e:  # noqa: BLE001 (the window shows one line; the traceback goes to the log)
+        lines.append(traceback.format_exc())
+        events.put(Failed(f"training failed: {type(e).__name__}: {e} (details in {out_path / 'log.txt'})"))
+    finally:
+        if out_path.is_dir():
+            atomic_write_text(out_path / "log.txt", "\n".join(lines) + "\n")
+
+
+@dataclass
+class BackgroundTraining:
+    """A training run of ``data`` into ``out`` in another process (see the module's docstring).
+
+    ``poll()`` returns the events since the last call; after a :class:`Finished` or :class:`Failed`
+    (also one made up for a process that died without saying why) :attr:`running` is False.
+    """
+
+    data: str | Path
+    out: str | Path
+    model_name: str = "lenet5"
+    config: TrainConfig = field(default_factory=TrainConfig)
+    result: Finished | Failed | None = None
+    latest: Epoch | Started | None = None
+    started_at: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        context = mp.get_context("spawn")  # no fork: this process holds a window, MediaPipe and threads
+        self._events = context.Queue()
+        self.process = context.Process(target=_train, args=(self._events, str(self.data), str(self.out),
+                                                            self.model_name, self.config), daemon=True)
+        self.process.start()
+
+    @property
+    def running(self) -> bool:
+        return self.result is None
+
+    def poll(self) -> list[Event]:
+        """Events that arrived since the last call (never blocks)."""
+        got: list[Event] = []
+        while self.result is None:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                if self.process.is_alive():
+                    break
+                try:  # it may have sent its last words just before exiting
+                    event = self._events.get(timeout=0.5)
+                except queue.Empty:
+                    event = Failed(f"the training process died ({died(self.process.exitcode)}); "
+                                   "the recorded data is intact")
+            got.append(event)
+            if isinstance(event, (Finished, Failed)):
+                self.result = event
+                self.process.join(timeout=5)
+            else:
+                self.latest = event
+        return got
+
+    def stop(self) -> None:
+        """End the process (quitting while it trains); what it wrote stays in its run folder."""
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=5)
+        self._events.close()
+
+
+def died(code: int | None) -> str:
+    """How a process ended, in words: ``exit code 1`` or ``killed by signal 9 (SIGKILL)``."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown"
+        return f"killed by signal {-code} ({name})"
+    return f"exit code {code}"
+
+
+__all__ = ["BackgroundTraining", "Confusion", "Epoch", "Event", "Failed", "Finished", "Started", "confusions",
+           "died", "split_recording"]
