@@ -202,8 +202,8 @@ def render(image: np.ndarray, found: list[tuple[Hand, Crop]], state: RecorderSta
 
 
 def draw_recorder(view: np.ndarray, found: list[tuple[Hand, Crop]], state: RecorderState, now: float,
-                  legend: str = LEGEND) -> int:
-    """Draw the recording view on ``view`` in place; returns the bottom of the panel at the left (REC and labels)."""
+                  legend: str = LEGEND) -> tuple[int, int, int, int]:
+    """Draw the recording view on ``view`` in place; returns the box of the panel at the left (REC and labels)."""
     for hand, _ in found:
         draw.draw_hand(view, hand, color=draw.RED if state.saving(now) else draw.GREEN)
     offset = 0
@@ -219,10 +219,11 @@ def draw_recorder(view: np.ndarray, found: list[tuple[Hand, Crop]], state: Recor
     return bottom
 
 
-def draw_recorder_panel(view: np.ndarray, state: RecorderState, now: float, top: int = 8) -> int:
-    """REC (or its countdown, or paused) and the labels with their counts, from ``top`` down; returns the bottom."""
-    box = draw.draw_recording(view, state.recording, state.seconds_left(now), org=(8, top))
-    return draw.draw_labels(view, state.labels, state.counts, state.current, org=(8, box[3] + 6))[3]
+def draw_recorder_panel(view: np.ndarray, state: RecorderState, now: float, top: int = 8) -> tuple[int, int, int, int]:
+    """REC (or its countdown, or paused) and the labels with their counts, from ``top`` down; returns their box."""
+    rec = draw.draw_recording(view, state.recording, state.seconds_left(now), org=(8, top))
+    labels = draw.draw_labels(view, state.labels, state.counts, state.current, org=(8, rec[3] + 6))
+    return 8, top, max(rec[2], labels[2]), labels[3]
 
 
 def check_display() -> None:

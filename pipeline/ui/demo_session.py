@@ -153,19 +153,34 @@ def stats_lines(times: StageTimes, state: ViewState) -> list[str]:
     return [head, "ms  " + "  ".join(f"{s} {ms[s]:.1f}" for s in STAGES)]
 
 
-def render(image: np.ndarray, result: LiveResult, state: ViewState, times: StageTimes, legend: str = LEGEND) -> int:
+def draw_under(image: np.ndarray, result: LiveResult, state: ViewState) -> None:
+    """What lies under the text: each hand's heat map, warped back onto ``image`` through its crop's inverse
+    affine (a hand that shows a gesture), then its landmarks."""
+    for item in result.hands:
+        if state.cam and item.cam is not None and item.label is not None:
+            overlay_on_frame(image, item.cam, item.crop.affine, item.cam_grid, CAM_ALPHA, weighted=True)
+    if state.landmarks:
+        for item in result.hands:
+            draw.draw_hand(image, item.hand, color=draw.GREEN if item.label is not None else draw.GRAY)
+
+
+def stats_bottom(image: np.ndarray) -> int:
+    """Where the stats lines at the top left of :func:`render` end, at the most (to lay out beneath them)."""
+    return 8 + 2 * draw.text_height(image, draw.font_scale_for(image) * 0.8)
+
+
+def render(image: np.ndarray, result: LiveResult, state: ViewState, times: StageTimes, legend: str = LEGEND,
+           avoid: Sequence[Sequence[int]] = (), under: bool = True) -> int:
     """Draw one frame's results on ``image``, in place; returns the bottom of the stats lines at the top left.
 
-    Per hand: its Grad-CAM warped back through the crop's inverse affine (only for a hand that
-    shows a gesture), landmarks, and a panel with the label, confidence and top classes; at the
+    Per hand: its heat map and landmarks (:func:`draw_under`; ``under=False``: the caller drew them), and a
+    panel with the label, confidence and top classes, clear of the boxes in ``avoid``; at the
     top right the crops the model saw (with saliency if on); at the top left FPS and stage times;
     at the bottom the last message and the key legend.
     """
     names = result.labels
-    if state.cam:
-        for item in result.hands:
-            if item.cam is not None and item.label is not None:
-                overlay_on_frame(image, item.cam, item.crop.affine, item.cam_grid, CAM_ALPHA, weighted=True)
+    if under:
+        draw_under(image, result, state)
     height, width = image.shape[:2]
     scale = draw.font_scale_for(image) * 0.8
     top = 8
@@ -175,11 +190,9 @@ def render(image: np.ndarray, result: LiveResult, state: ViewState, times: Stage
     footer_top = height - 8 - 2 * draw.text_height(image, footer_scale)
     offset = 0
     zoom = draw.inset_zoom(height, result.hands[0].crop.settings.size if result.hands else 28, 1 / 4)
-    panels: list[tuple[int, int, int, int]] = []
+    panels: list[Sequence[int]] = list(avoid)
     for item in result.hands:
         color = draw.PALETTE[item.track_id % len(draw.PALETTE)] if item.label is not None else draw.MUTED
-        if state.landmarks:
-            draw.draw_hand(image, item.hand, color=draw.GREEN if item.label is not None else draw.GRAY)
         # Panels keep clear of the stats above and the legend below.
         panels.append(draw.draw_prediction(image, item.hand.box(), label_text(names, item.label, item.smoothed),
                                            names, item.smoothed, color, bounds=(0, top + 4, width, footer_top - 4),
@@ -427,5 +440,6 @@ def run_demo(source: str | None, live: LivePipeline, layer: str | None = None, h
 
 __all__ = [
     "Action", "LEGEND", "Summary", "VideoOut", "ViewState", "WINDOW_TITLE", "action_for_key", "handle_key",
-    "draw_view", "label_text", "render", "requested", "run_demo", "run_session", "save_screenshot", "stats_lines",
+    "draw_view", "label_text", "draw_under", "render", "requested", "run_demo", "run_session", "save_screenshot",
+    "stats_bottom", "stats_lines",
 ]

@@ -37,7 +37,7 @@ from pipeline.explainers import normalize, upsample
 from pipeline.labels import NONE_LABEL
 from pipeline.lenet.checkpoint import load_model
 from pipeline.lenet.model import to_float
-from pipeline.live.compute import LivePipeline
+from pipeline.live.compute import LivePipeline, tune_torch_for_live
 from pipeline.live.timing import StageTimes
 from pipeline.preprocess.crops import CropSettings, crop_hand
 from pipeline.preprocess.detector_process import DetectorDied, DetectorProcess
@@ -169,13 +169,17 @@ class Studio:
         else:
             view = self._buffer = demo.draw_view(frame.image, False, self._buffer)
             if result is not None:
+                # Maps and landmarks first, then the panel at the left, then the hands' label panels clear of it.
+                demo.draw_under(view, result, state.view)
+                top = demo.stats_bottom(view) + 4
+                labels = recorder.draw_recorder_panel(view, state.rec, now, top)
+                panel = self._draw_panel(view, labels[3] + 6, labels[2])
                 state.view.message = state.message  # the demo's view draws the message line
-                top = demo.render(view, result, state.view, self.times, legend=LEGEND)
+                demo.render(view, result, state.view, self.times, legend=LEGEND, avoid=[panel], under=False)
                 self.result.live.add(result)
-                panel_bottom = recorder.draw_recorder_panel(view, state.rec, now, top + 4)
             else:
-                panel_bottom = recorder.draw_recorder(view, found, state.rec, now, legend=LEGEND)
-            self._draw_panel(view, panel_bottom + 6)
+                labels = recorder.draw_recorder(view, found, state.rec, now, legend=LEGEND)
+                self._draw_panel(view, labels[3] + 6, labels[2])
         ms = result.ms if result is not None else {}
         self.times.add({"detect": detect_ms, **ms, "draw": (time.perf_counter() - start) * 1000}, time.perf_counter())
         if state.mode.value not in self.result.modes:
@@ -327,33 +331,34 @@ class Studio:
             state.hints_at, state.hints_key = now, key
         self._hand_hints = [h for hand in hands for h in hand_hints(hand, (shape[1], shape[0]))]
 
-    def _draw_panel(self, view: np.ndarray, top: int) -> None:
+    def _draw_panel(self, view: np.ndarray, top: int, right: int) -> tuple[int, int, int, int]:
         """Under the labels: the view's name, the training line, coaching lines, and a finished run's confused
-        pairs with their maps."""
+        pairs with their maps. Returns the box of the whole panel at the left (from the frame's top), whose
+        right edge is at least ``right``."""
         state = self.state
         width = view.shape[1] * 2 // 3
+        boxes = [(8, 8, right, top)]
         if state.mode is Mode.LIVE:
             name = f"LIVE: {state.trained.result.out.name} (r: record view)"
         else:
             name = "RECORD" + (" (l: live view)" if state.trained else "")
-        top = draw.put_text(view, name, (8, top), background=draw.HIGHLIGHT, scale=draw.font_scale_for(view) * 0.8)[3]
-        if state.status:
-            top = draw.put_text(view, state.status, (8, top), color=state.status_color,
-                                scale=draw.scale_to_fit(view, state.status, width))[3]
-        for line in (self._hand_hints + state.hints)[:MAX_HINTS]:
-            top = draw.put_text(view, line, (8, top), color=draw.AMBER, scale=draw.scale_to_fit(view, line, width))[3]
+        boxes.append(draw.put_text(view, name, (8, top), background=draw.HIGHLIGHT, scale=draw.font_scale_for(view) * 0.8))
+        lines = [(state.status, state.status_color)] if state.status else []
+        lines += [(line, draw.AMBER) for line in (self._hand_hints + state.hints)[:MAX_HINTS]]
+        for text, color in lines:
+            boxes.append(draw.put_text(view, text, (8, boxes[-1][3]), color=color, scale=draw.scale_to_fit(view, text, width)))
         if state.mode is Mode.LIVE and state.trained and state.trained.confusion_tiles:
-            top = draw.put_text(view, "confused on validation (heat map of the wrong answer):", (8, top + 4),
-                                scale=draw.font_scale_for(view) * 0.7)[3]
-            side = max(28, view.shape[0] // 6)
-            x = 8
+            boxes.append(draw.put_text(view, "confused on validation (heat map of the wrong answer):", (8, boxes[-1][3] + 4),
+                                       scale=draw.font_scale_for(view) * 0.7))
+            side, x, y = max(28, view.shape[0] // 6), 8, boxes[-1][3]
             for caption, tile in state.trained.confusion_tiles:
-                if x + side > view.shape[1] or top + side > view.shape[0]:
+                if x + side > view.shape[1] or y + side > view.shape[0]:
                     break
-                view[top:top + side, x:x + side] = cv2.resize(tile, (side, side), interpolation=cv2.INTER_NEAREST)
-                cv2.rectangle(view, (x, top), (x + side - 1, top + side - 1), draw.WHITE, 1)
-                draw.put_text(view, caption, (x, top + side), scale=draw.font_scale_for(view) * 0.6)
-                x += side + 12
+                view[y:y + side, x:x + side] = cv2.resize(tile, (side, side), interpolation=cv2.INTER_NEAREST)
+                cv2.rectangle(view, (x, y), (x + side - 1, y + side - 1), draw.WHITE, 1)
+                boxes.append(draw.put_text(view, caption, (x, y + side), scale=draw.font_scale_for(view) * 0.6))
+                x += max(side, boxes[-1][2] - x) + 8
+        return 8, 8, max(b[2] for b in boxes), max(b[3] for b in boxes)
 
 
 def run_studio(frames: Iterable[tuple[Frame, list[Hand], float]], studio: Studio, window: Window | None,
@@ -406,6 +411,7 @@ def open_studio(source: str, data: str | Path, settings: CropSettings, labels: l
     if not headless:
         recorder.check_display()
     labels = list(dict.fromkeys([*labels, *([] if NONE_LABEL in labels else [NONE_LABEL])]))
+    tune_torch_for_live()  # the live view's batches of a few crops, beside MediaPipe and a training process
     with open_source(source) as src:
         frames_of = src if isinstance(src, CameraSource) else looped(src)
         with DetectorProcess(frames_of, hand_model, num_hands=num_hands, video=src.is_stream) as frames:
