@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     studio.add_argument("--keys", metavar="SCRIPT",
                         help="press keys from a script instead of by hand, e.g. 'space@1.0,space@4.0,t,wait-train,q': "
                              "KEY or KEY@SECONDS of the source's clock (from the start, or from the last wait-train), "
-                             "wait-train; keys are characters or space, esc, enter, tab, backspace, delete")
+                             "wait-train; keys are characters or space, esc, enter, tab, backspace")
     studio.add_argument("--runs", default="runs", metavar="DIR",
                         help="where the studio's training runs go, as runs/studio-DATE-TIME (default: runs)")
     studio.add_argument("--screenshots", default="runs/studio", metavar="DIR",
@@ -134,6 +134,11 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def live_group() -> str:
+    """The group of a live session when --group names none: ``live-DATE-TIME``."""
+    return time.strftime("live-%Y%m%d-%H%M%S")
+
+
 def run_live(args: argparse.Namespace) -> int:
     from pipeline.ui.collect_session import check_display, record_live
 
@@ -145,7 +150,7 @@ def run_live(args: argparse.Namespace) -> int:
     check_landmarker(args.hand_model)
     if not args.headless:
         check_display()
-    group = args.group or time.strftime("live-%Y%m%d-%H%M%S")
+    group = args.group or live_group()
     result = record_live(source, args.data, crop_settings_from(args), labels, group, hand_model=args.hand_model,
                          num_hands=args.num_hands, stride=args.stride or 3, countdown=args.countdown,
                          headless=args.headless)
@@ -169,13 +174,15 @@ def run_studio(args: argparse.Namespace) -> int:
     script = KeyScript(parse_keys(args.keys)) if args.keys else None
     source = args.source or "0"
     check_landmarker(args.hand_model)  # the screen is checked next, before the source opens
-    group = args.group or time.strftime("live-%Y%m%d-%H%M%S")
+    group = args.group or live_group()
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
     result = open_studio(source, args.data, crop_settings_from(args), labels, group, hand_model=args.hand_model,
                          num_hands=args.num_hands, stride=args.stride or 3, countdown=args.countdown,
                          headless=args.headless, keys=script, runs=args.runs, screenshots=args.screenshots, say=say)
     if result.failed:
         say(f"error: {result.failed}")
+    for line in result.refused:
+        say(f"t started no run: {line}")
     if result.interrupted:
         say(f"interrupted: every sample saved so far is in {args.data}")
     print(" ".join(f"{label}={n}" for label, n in result.counts.items()) + f" group={group} data={args.data}")
@@ -183,7 +190,9 @@ def run_studio(args: argparse.Namespace) -> int:
         print(f"live frames={result.live.frames} " + " ".join(f"{k}={v:.3f}" for k, v in result.live.shares().items()))
     print(f"runs={len(result.runs)} failed={len(result.failures)}" +
           (f" model={result.runs[-1].out / 'model.pt'} val_accuracy={result.runs[-1].val_accuracy:.4f}" if result.runs else ""))
-    return 130 if result.interrupted else 1 if result.failed else 0
+    # A script asked for what it got: a run that failed, or a t that started none, fails it.
+    scripted_miss = bool(args.keys) and bool(result.failures or result.refused)
+    return 130 if result.interrupted else 1 if result.failed or scripted_miss else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

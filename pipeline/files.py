@@ -95,3 +95,12 @@ def write_failed(path: str | Path, error: BaseException) -> str:
         reason = "the disk is full, or the file cannot be written"  # torch's own words come from its C++ writer
     hint = "free some disk space" if "full" in reason.lower() or "space" in reason.lower() else "check the folder"
     return f"{path}: could not be written ({reason}); {hint}, or choose another --out"
+
+
+def unused_path(folder: str | Path, stem: str, suffix: str = "") -> Path:
+    """``folder/STEM SUFFIX``, or ``folder/STEM-1 SUFFIX``, ``-2`` ... : the first name not taken (never overwrite)."""
+    path, k = Path(folder) / f"{stem}{suffix}", 1
+    while path.exists():
+        path, k = Path(folder) / f"{stem}-{k}{suffix}", k + 1
+    return path
+

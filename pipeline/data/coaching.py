@@ -8,7 +8,7 @@ from more than one session is what a first model that works live needs.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from pipeline.labels import NONE_LABEL
 from pipeline.preprocess.hands import Hand
@@ -23,17 +23,23 @@ MIN_HAND_SHARE = 0.15
 MIN_SCORE = 0.8
 
 
-def data_hints(labels: Sequence[str], rows: Iterable[dict], min_samples: int = MIN_SAMPLES,
+def label_groups(rows: Iterable[dict]) -> Counter:
+    """Samples per ``(label, group)`` of index rows: what :func:`data_hints` reads, kept up to date cheaply."""
+    return Counter((row["label"], row["group"]) for row in rows)
+
+
+def data_hints(labels: Sequence[str], per_group: Mapping[tuple[str, str], int], min_samples: int = MIN_SAMPLES,
                imbalance: float = IMBALANCE) -> list[str]:
     """Lines about the recorded data: classes with too few samples, recorded in one session only, and imbalance.
 
-    ``rows`` are index rows (``label`` and ``group`` used); ``labels`` the session's labels, in key order.
+    ``per_group``: samples per ``(label, group)`` (:func:`label_groups`); ``labels``: the session's labels, in key order.
     """
     counts: Counter = Counter()
     groups: dict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        counts[row["label"]] += 1
-        groups[row["label"]].add(row["group"])
+    for (label, group), n in per_group.items():
+        if n > 0:
+            counts[label] += n
+            groups[label].add(group)
     hints = []
     for label in labels:
         n = counts[label]
@@ -68,4 +74,4 @@ def hand_hints(hand: Hand, frame_size: tuple[int, int], min_share: float = MIN_H
     return hints
 
 
-__all__ = ["IMBALANCE", "MIN_HAND_SHARE", "MIN_SAMPLES", "MIN_SCORE", "data_hints", "hand_hints"]
+__all__ = ["IMBALANCE", "MIN_HAND_SHARE", "MIN_SAMPLES", "MIN_SCORE", "data_hints", "hand_hints", "label_groups"]

@@ -68,15 +68,18 @@ def split_by_named_groups(groups: Sequence[str], val_groups: Iterable[str], test
 
 
 
-def split_by_time(labels: Sequence[int], order: Sequence[int], val: float = 0.15, test: float = 0.15
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split one recording session in time: per class, the first samples (by ``order``, e.g. the sample id) train,
-    the next ``val`` share validates and the last ``test`` share tests.
+def split_by_blocks(labels: Sequence[int], order: Sequence[int], cycle: int = 7, most: int = 10
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split one recording session in time: each class's samples, in ``order`` (e.g. the sample id), are cut into
+    blocks of consecutive samples, dealt in turn: of every ``cycle`` blocks, the last but one validates, the
+    last tests and the others train.
 
-    For a session too few to split by group (:func:`split_by_group` needs three): contiguous blocks keep
-    near-identical neighbouring frames on one side, which a split by frame would not. The scores are
-    still optimistic: the same person, room and light are on both sides. Each class with at least three
-    samples gives at least one to validation and one to test.
+    For a session too few to split by group (:func:`split_by_group` needs three). Blocks keep near-identical
+    neighbouring frames on one side, which a split by frame would not (only where two blocks meet can
+    neighbours fall on both sides); dealing them in turn, rather than holding out the end of the
+    recording, means samples recorded later (what the model got wrong) mostly train. A class gets
+    ``2 * cycle`` blocks where it can, of at most ``most`` samples; one of fewer than 3 samples only trains.
+    The scores stay optimistic: the same person, room and light are on every side.
     """
     labels, order = np.asarray(labels), np.asarray(order)
     parts: list[list[int]] = [[], [], []]
@@ -84,9 +87,15 @@ def split_by_time(labels: Sequence[int], order: Sequence[int], val: float = 0.15
         members = np.flatnonzero(labels == label)
         members = members[np.argsort(order[members], kind="stable")]
         n = len(members)
-        n_test = max(1, round(n * test)) if n >= 3 else 0
-        n_val = max(1, round(n * val)) if n >= 3 else 0
-        cut = n - n_val - n_test
-        for part, chunk in enumerate((members[:cut], members[cut:cut + n_val], members[cut + n_val:])):
-            parts[part].extend(chunk.tolist())
+        if n < 3:
+            parts[0].extend(members.tolist())
+            continue
+        size = int(np.clip(n // (2 * cycle), 1, most))
+        blocks = [members[k:k + size] for k in range(0, n, size)]
+        if len(blocks) < cycle:  # a small class: its last two blocks validate and test
+            turn = [0] * (len(blocks) - 2) + [1, 2]
+        else:
+            turn = [{cycle - 2: 1, cycle - 1: 2}.get(k % cycle, 0) for k in range(len(blocks))]
+        for block, part in zip(blocks, turn):
+            parts[part].extend(block.tolist())
     return tuple(np.sort(np.array(p, np.int64)) for p in parts)  # type: ignore[return-value]

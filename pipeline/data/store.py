@@ -351,7 +351,9 @@ class DatasetWriter:
         """Take one sample out of the dataset: its row leaves the index (rewritten atomically), its files
         move to ``trash/`` and its row is appended to ``trash/index.csv``, so nothing is deleted.
 
-        Returns what :meth:`restore` needs to put it back, or None when no row has that id.
+        Returns what :meth:`restore` needs to put it back, or None when no row has that id. In this order,
+        a crash at any point leaves a dataset that loads: the row goes to the trash index, then leaves
+        the index, and only then do the files move (files no row names are ignored).
         """
         rows = read_rows(self.index_path)
         gone = [r for r in rows if r["id"] == sample_id]
@@ -360,14 +362,14 @@ class DatasetWriter:
         row = gone[0]
         trash = self.root / TRASH
         trash.mkdir(exist_ok=True)
-        self._append_row(trash / INDEX, row)  # first: a crash after it leaves the sample in both, never in neither
+        self._append_row(trash / INDEX, row)
+        self._rewrite_index([r for r in rows if r["id"] != sample_id])
         for sub in ("crops", "large"):
             src = self.root / sub / row["label"] / f"{sample_id}.png"
             if src.exists():
                 dst = trash / sub / row["label"] / src.name
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
-        self._rewrite_index([r for r in rows if r["id"] != sample_id])
         if sample_id in self._last_ids:
             self._last_ids.remove(sample_id)
         key = (row["source"], int(row["frame"]))
@@ -378,7 +380,11 @@ class DatasetWriter:
 
     def restore(self, removed: "Removed") -> Sample:
         """Put a sample taken out by :meth:`remove` back: its files return from ``trash/`` and its row is
-        appended to the index again (same id), and it leaves ``trash/index.csv``."""
+        appended to the index again (same id), and it leaves ``trash/index.csv``.
+
+        Files first, then the row: a crash in between leaves files no row names, which loading ignores;
+        a sample already back in the index is not added twice.
+        """
         row, trash = removed.row, self.root / TRASH
         sample_id = row["id"]
         for sub in ("crops", "large"):
@@ -387,7 +393,8 @@ class DatasetWriter:
                 dst = self.root / sub / row["label"] / src.name
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
-        self._write_line([row[c] for c in COLUMNS])
+        if all(r["id"] != sample_id for r in read_rows(self.index_path)):
+            self._write_line([row[c] for c in COLUMNS])
         kept = [r for r in read_rows(trash / INDEX) if r["id"] != sample_id]
         atomic_write_text(trash / INDEX, _rows_csv(kept))
         key = (row["source"], int(row["frame"]))

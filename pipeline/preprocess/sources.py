@@ -230,17 +230,19 @@ class CameraSource(Source):
 
 
 def looped(source: Source) -> Iterator[Frame]:
-    """A file source played again and again, as a camera goes on: frame indices and timestamps keep increasing
-    across the repeats (MediaPipe's video mode needs that, and a dataset keys its samples by them)."""
-    index_offset, ms_offset = 0, 0
+    """A file source played again and again, as a camera goes on. Timestamps keep increasing across the
+    repeats (MediaPipe's video mode needs that); each repeat keeps the file's frame numbers and is its own
+    source, ``clip.mp4 (replay 2)``, so a dataset's (source, frame) still names one real frame of one pass."""
+    ms_offset, replay = 0, 0
     while True:
         last = None
         for frame in source:
-            last = Frame(frame.image, frame.index + index_offset, frame.timestamp_ms + ms_offset, frame.source)
+            name = frame.source if replay == 0 else f"{frame.source} (replay {replay})"
+            last = Frame(frame.image, frame.index, frame.timestamp_ms + ms_offset, name)
             yield last
         if last is None:
             return
-        index_offset, ms_offset = last.index + 1, last.timestamp_ms + round(1000 / (source.fps or 30.0))
+        ms_offset, replay = last.timestamp_ms + round(1000 / (source.fps or 30.0)), replay + 1
         source.rewind()
 
 

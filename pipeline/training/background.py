@@ -9,7 +9,8 @@ The window keeps showing the camera while a LeNet trains on what has been record
 
 The run is an ordinary one (:func:`pipeline.training.run.train_run`: the normal recipe, a run folder
 under ``runs/``). The process is niced and uses one torch thread, so the camera keeps its core. A
-crash of the process, however it dies, becomes one :class:`Failed` line; the dataset is only read.
+crash of the process, however it dies, becomes one :class:`Failed` line. The run reads the dataset
+(and packs its crops into its ``.cache/``); a sample deleted while it reads makes it read again.
 """
 
 from __future__ import annotations
@@ -88,11 +89,12 @@ Event = Started | Epoch | Finished | Failed
 
 
 def split_recording(data, seed: int = 0):
-    """The split of a recording: by group (session) when there are :data:`MIN_GROUPS`, else by time within it.
+    """The split of a recording: by group (session) when there are :data:`MIN_GROUPS`, else by blocks in time
+    (:func:`~pipeline.data.splits.split_by_blocks`).
 
     Returns the :class:`~pipeline.training.run.Split` and a few words saying which.
     """
-    from pipeline.data.splits import split_by_time
+    from pipeline.data.splits import split_by_blocks
     from pipeline.training.run import Split, check_trainable, make_split
 
     check_trainable(data)
@@ -100,10 +102,37 @@ def split_recording(data, seed: int = 0):
     if groups >= MIN_GROUPS:
         return make_split(data, seed=seed), f"validation by session ({groups} sessions)"
     order = data.index["id"].astype(int).to_numpy()
-    split = Split(*split_by_time(data.labels.numpy(), order))
+    split = Split(*split_by_blocks(data.labels.numpy(), order))
     if not len(split.val) or not len(split.test):
         raise UserError(f"too few samples to validate: record at least 3 of each gesture (have {len(data)})")
-    return split, f"{groups} session{'s' if groups > 1 else ''}: validation is the latest 15% of each gesture"
+    return split, f"{groups} session{'s' if groups > 1 else ''}: validation on runs of frames between (optimistic)"
+
+
+def load_recording(root: str | Path, tries: int = 3):
+    """The dataset at ``root`` as :func:`~pipeline.data.spec.load_data` reads it, read again when its index was
+    rewritten meanwhile (a sample deleted or undone by the window while this read it: its files are gone).
+
+    Returns the dataset and its :class:`~pipeline.data.spec.DataSpec`.
+    """
+    from pipeline.data.spec import DataSpec, load_data
+    from pipeline.data.store import INDEX
+
+    spec = DataSpec("hands", (str(root),))
+    index = Path(root) / INDEX
+    for attempt in range(tries):
+        before = _stamp(index)
+        try:
+            return load_data(spec), spec
+        except UserError:
+            if attempt == tries - 1 or _stamp(index) == before:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is replaced or appended to."""
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def confusions(truth: np.ndarray, predicted: np.ndarray, names: list[str], ids: np.ndarray,
@@ -120,19 +149,19 @@ def _train(events, data_root: str, out: str, model_name: str, config: TrainConfi
     """The body of the training process: load, split, train, then send the validation mistakes."""
     import torch
 
-    from pipeline.data.spec import DataSpec, load_data
     from pipeline.lenet.checkpoint import load_model
     from pipeline.training.loop import predict_logits
     from pipeline.training.run import train_run
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the window's; it stops us
-    os.nice(10)  # the camera view comes first
+    if hasattr(os, "nice"):
+        os.nice(10)  # the camera view comes first
     torch.set_num_threads(1)
     lines: list[str] = []
     out_path = Path(out)
+    last: Event
     try:
-        spec = DataSpec("hands", (data_root,))
-        data = load_data(spec)
+        data, spec = load_recording(data_root)
         split, how = split_recording(data, config.seed)
         events.put(Started(out_path, len(data), how))
         run = train_run(data, model_name, out_path, config, split=split, progress=False, log=lines.append,
@@ -141,15 +170,15 @@ def _train(events, data_root: str, out: str, model_name: str, config: TrainConfi
         predicted = predict_logits(model.network, data.images[split.val]).argmax(1).numpy()
         mistakes = confusions(data.labels[split.val].numpy(), predicted, data.label_names,
                               data.index["id"].to_numpy()[split.val])
-        events.put(Finished(out_path, run.val_accuracy, run.test_accuracy, run.seconds, mistakes))
+        last = Finished(out_path, run.val_accuracy, run.test_accuracy, run.seconds, mistakes)
     except UserError as e:
-        events.put(Failed(f"training failed: {e}"))
+        last = Failed(f"training failed: {e}")
     except BaseException as e:  # noqa: BLE001 (the window shows one line; the traceback goes to the log)
         lines.append(traceback.format_exc())
-        events.put(Failed(f"training failed: {type(e).__name__}: {e} (details in {out_path / 'log.txt'})"))
-    finally:
-        if out_path.is_dir():
-            atomic_write_text(out_path / "log.txt", "\n".join(lines) + "\n")
+        last = Failed(f"training failed: {type(e).__name__}: {e} (details in {out_path / 'log.txt'})")
+    if out_path.is_dir():  # before the last word: once it is sent, the window may show the folder
+        atomic_write_text(out_path / "log.txt", "\n".join(lines) + "\n")
+    events.put(last)
 
 
 @dataclass
@@ -180,7 +209,7 @@ class BackgroundTraining:
         return self.result is None
 
     def poll(self) -> list[Event]:
-        """Events that arrived since the last call (never blocks)."""
+        """Events that arrived since the last call; never blocks (the window calls it every frame)."""
         got: list[Event] = []
         while self.result is None:
             try:
@@ -188,15 +217,16 @@ class BackgroundTraining:
             except queue.Empty:
                 if self.process.is_alive():
                     break
-                try:  # it may have sent its last words just before exiting
-                    event = self._events.get(timeout=0.5)
+                try:  # its last words may have landed between the two looks
+                    event = self._events.get_nowait()
                 except queue.Empty:
                     event = Failed(f"the training process died ({died(self.process.exitcode)}); "
                                    "the recorded data is intact")
             got.append(event)
             if isinstance(event, (Finished, Failed)):
                 self.result = event
-                self.process.join(timeout=5)
+                self._events.close()
+                self.process.join(timeout=0)  # reaped if it has exited; it exits by itself, and stop() waits for it
             else:
                 self.latest = event
         return got
@@ -205,7 +235,7 @@ class BackgroundTraining:
         """End the process (quitting while it trains); what it wrote stays in its run folder."""
         if self.process.is_alive():
             self.process.terminate()
-            self.process.join(timeout=5)
+        self.process.join(timeout=5)
         self._events.close()
 
 
@@ -221,4 +251,4 @@ def died(code: int | None) -> str:
 
 
 __all__ = ["BackgroundTraining", "Confusion", "Epoch", "Event", "Failed", "Finished", "Started", "confusions",
-           "died", "split_recording"]
+           "died", "load_recording", "split_recording"]

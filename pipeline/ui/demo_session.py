@@ -28,7 +28,7 @@ from pipeline.draw import annotations as draw
 from pipeline.draw.heatmaps import blend, overlay_on_frame
 from pipeline.errors import UserError
 from pipeline.explainers.quality import DEFAULT_EXPLAINER
-from pipeline.files import check_writable, refuse_existing, write_failed
+from pipeline.files import check_writable, refuse_existing, unused_path, write_failed
 from pipeline.live.compute import Explain, LivePipeline, LiveResult, mirror_result
 from pipeline.live.timing import STAGES, StageTimes
 from pipeline.preprocess.detector_process import DetectorDied, DetectorProcess
@@ -297,10 +297,7 @@ def save_screenshot(image: np.ndarray, folder: str | Path, frame_index: int, pre
     """Write ``image`` as a PNG in ``folder`` (created) under a name that never overwrites; returns its path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-frame{frame_index:06d}"
-    path, k = folder / f"{stem}.png", 1
-    while path.exists():
-        path, k = folder / f"{stem}-{k}.png", k + 1
+    path = unused_path(folder, f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-frame{frame_index:06d}", ".png")
     if not cv2.imwrite(str(path), image):
         raise UserError(f"{path}: could not write the screenshot; check the folder")
     return path

@@ -5,7 +5,7 @@ A script is comma-separated steps, each a key with an optional time, or a wait::
     space@1.0,space@4.0,2,space@5,space@8,t,wait-train,v,x,q
 
 * ``KEY`` is one character (``t``, ``2``, ``[``) or a name: ``space``, ``esc``, ``enter``, ``tab``,
-  ``backspace``, ``delete``. It is pressed on the frame after the step before.
+  ``backspace``. It is pressed on the frame after the step before.
 * ``KEY@S`` waits until the source's clock reads ``S`` seconds, counted from the first frame, or from
   the end of the last ``wait-train``. The clock is the frames' own timestamps, so a video file gives
   the same presses on a fast machine and a slow one.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from pipeline.errors import UserError
 
-KEY_NAMES = {"space": 32, "esc": 27, "enter": 13, "tab": 9, "backspace": 8, "delete": 127}
+KEY_NAMES = {"space": 32, "esc": 27, "enter": 13, "tab": 9, "backspace": 8}
 WAIT_TRAIN = "wait-train"
 
 

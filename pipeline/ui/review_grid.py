@@ -20,7 +20,7 @@ from pipeline.data.store import Removed, Sample
 from pipeline.draw import annotations as draw
 from pipeline.ui.window import ESC, key_code
 
-LEGEND = "a d w s select  x delete (to trash/)  z undo delete  [ ] label  click: delete  v back  q quit"
+LEGEND = "a d w s select  x delete (to trash/)  z undo delete  [ ] label  click: delete  v back  r record  q quit"
 COLUMNS, ROWS = 6, 3
 
 
@@ -32,7 +32,8 @@ class ReviewAction(Enum):
     DELETE = "delete"
     UNDO = "undo"
     LABEL = "label"
-    BACK = "back"
+    BACK = "back"  # to the view the review was opened from
+    RECORD = "record"  # to the recording view
     QUIT = "quit"
 
 
@@ -57,10 +58,12 @@ class ReviewState:
     message: str = ""
 
     @classmethod
-    def of(cls, writer: Removes, label: str) -> "ReviewState":
-        """The review of ``label`` as the dataset's index has it now."""
+    def of(cls, writer: Removes, label: str, removed: list[Removed] | None = None) -> "ReviewState":
+        """The review of ``label`` as the dataset's index has it now. ``removed``: the deletes to undo, shared
+        with the reviews of other labels (``z`` undoes the last delete, whichever label it was)."""
         ids = sorted((r["id"] for r in writer.rows() if r["label"] == label), key=int, reverse=True)
-        return cls(label, ids, message=f"{len(ids)} samples of '{label}', newest first")
+        return cls(label, ids, removed=[] if removed is None else removed,
+                   message=f"{len(ids)} samples of '{label}', newest first")
 
 
 _MOVES = {ord("a"): -1, ord("d"): 1, ord("w"): -COLUMNS, ord("s"): COLUMNS}
@@ -69,7 +72,8 @@ _MOVES = {ord("a"): -1, ord("d"): 1, ord("w"): -COLUMNS, ord("s"): COLUMNS}
 def handle_review_key(state: ReviewState, key: int, writer: Removes, counts: dict[str, int]) -> ReviewAction:
     """Apply one key to the review: move the selection, delete the selected sample, undo the last delete.
 
-    ``[`` / ``]`` (another label), ``v`` / ``r`` / Esc (back) and ``q`` are returned for the caller to act on.
+    ``[`` / ``]`` (another label), ``v`` / Esc (back), ``r`` (the recording view) and ``q`` are returned for the
+    caller to act on.
     """
     key = key_code(key)
     if key < 0:
@@ -87,8 +91,10 @@ def handle_review_key(state: ReviewState, key: int, writer: Removes, counts: dic
         return ReviewAction.UNDO
     if char in "[]":
         return ReviewAction.LABEL
-    if char in "vr" or key == ESC:
+    if char == "v" or key == ESC:
         return ReviewAction.BACK
+    if char == "r":
+        return ReviewAction.RECORD
     if char == "q":
         return ReviewAction.QUIT
     return ReviewAction.NONE

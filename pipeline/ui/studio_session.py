@@ -29,11 +29,13 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.data.coaching import data_hints, hand_hints
+from pipeline.data.coaching import data_hints, hand_hints, label_groups
 from pipeline.data.store import DatasetWriter
 from pipeline.draw import annotations as draw
 from pipeline.draw.heatmaps import blend
-from pipeline.explainers import normalize, upsample
+from pipeline.errors import UserError
+from pipeline.explainers import explain_all
+from pipeline.files import unused_path
 from pipeline.labels import NONE_LABEL
 from pipeline.lenet.checkpoint import load_model
 from pipeline.lenet.model import to_float
@@ -52,8 +54,6 @@ from pipeline.ui.window import Pacer, Window, key_code
 
 WINDOW_TITLE = "handcam studio"
 LEGEND = "space rec  1-9 label  u undo  t train  v review  r record  l live  c cam  p shot  q quit"
-#: How often (source seconds) the coaching lines about the data are worked out again while samples come in.
-HINT_EVERY_S = 1.0
 #: Most coaching lines on screen at once.
 MAX_HINTS = 4
 
@@ -88,8 +88,6 @@ class StudioState:
     status: str = ""  # the training line: progress, result or failure
     status_color: draw.Color = draw.WHITE
     hints: list[str] = field(default_factory=list)
-    hints_at: float = -np.inf
-    hints_key: tuple = ()
     quit: bool = False
 
     @property
@@ -108,6 +106,7 @@ class StudioResult:
     counts: dict[str, int]
     runs: list[Finished] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # why a t press started no run
     live: demo.Summary | None = None
     screenshots: list[Path] = field(default_factory=list)
     modes: list[str] = field(default_factory=list)  # each mode the window showed, in order of first showing
@@ -142,6 +141,11 @@ class Studio:
         self.times = StageTimes()
         self._tiles: dict[str, np.ndarray] = {}
         self._hand_hints: list[str] = []
+        self._removed: list = []  # the review's deletes, last first, across labels: what z undoes
+        self._reviewed_from = Mode.RECORD
+        # Samples per (label, group), for the coaching lines: read once, then counted as samples come and go.
+        self._groups = label_groups(writer.rows())
+        self.state.hints = data_hints(labels, self._groups)
         self._buffer: np.ndarray | None = None
 
     # -- one frame
@@ -160,9 +164,11 @@ class Studio:
             found = [(hand, crop_hand(frame.image, hand, self.writer.settings)) for hand in hands]
         else:
             found = []
-        if save:
+        if save and found:
             recorder.save_hands(self.writer, state.rec, frame, found, self.group)
-        self._coach(now, hands, frame.image.shape)
+            self._groups[state.rec.label, self.group] += len(found)
+            state.hints = data_hints(state.rec.labels, self._groups)
+        self._hand_hints = [h for hand in hands for h in hand_hints(hand, (frame.image.shape[1], frame.image.shape[0]))]
         start = time.perf_counter()
         if state.mode is Mode.REVIEW:
             view = review.render_review(frame.image.shape, state.grid, self.writer.root, self._tiles)
@@ -194,6 +200,18 @@ class Studio:
         if key < 0:
             return
         state, char = self.state, chr(key).lower()
+        before = dict(state.rec.counts)
+        self._key(key, char, now, view, frame_index)
+        self._recount(before)
+
+    def _recount(self, before: dict[str, int]) -> None:
+        """After an undo, or the review's delete or restore: the coaching's counts again, from the index."""
+        if self.state.rec.counts != before:
+            self._groups = label_groups(self.writer.rows())
+            self.state.hints = data_hints(self.state.rec.labels, self._groups)
+
+    def _key(self, key: int, char: str, now: float, view: np.ndarray, frame_index: int) -> None:
+        state = self.state
         if char == "p":
             path = demo.save_screenshot(view, self.screenshots, frame_index, f"studio-{state.mode.value}")
             self.result.screenshots.append(path)
@@ -217,6 +235,7 @@ class Studio:
                 state.message = f"live: {state.trained.result.out / 'model.pt'}"
         elif char in "cn" and state.mode is Mode.LIVE:
             demo.handle_key(state.view, key, state.trained.live.key_layers)
+            state.message = state.view.message
         else:
             recorder.handle_key(state.rec, key, now, self.writer)
             state.quit = state.quit or state.rec.quit
@@ -224,8 +243,10 @@ class Studio:
     def click(self, point: tuple[int, int], shape: tuple[int, ...]) -> None:
         """A left click: in the review grid, delete the sample under it."""
         if self.state.mode is Mode.REVIEW:
+            before = dict(self.state.rec.counts)
             review.click(self.state.grid, point, shape, self.writer, self.state.rec.counts)
             self.state.message = self.state.grid.message
+            self._recount(before)
 
     def _review_key(self, key: int, now: float) -> None:
         state = self.state
@@ -233,8 +254,8 @@ class Studio:
         if action is review.ReviewAction.LABEL:
             recorder.handle_key(state.rec, key, now, self.writer)
             self._open_review()
-        elif action is review.ReviewAction.BACK:
-            state.mode = Mode.LIVE if state.trained else Mode.RECORD
+        elif action in (review.ReviewAction.BACK, review.ReviewAction.RECORD):
+            state.mode = self._reviewed_from if action is review.ReviewAction.BACK else Mode.RECORD
             state.message = f"back from the review; '{state.rec.label}' has {state.rec.counts[state.rec.label]}"
         elif action is review.ReviewAction.QUIT:
             state.quit = True
@@ -245,7 +266,9 @@ class Studio:
         state = self.state
         if state.rec.recording:
             state.rec.stop()  # no samples are saved while the camera is hidden
-        state.grid = review.ReviewState.of(self.writer, state.rec.label)
+        if state.mode is not Mode.REVIEW:
+            self._reviewed_from = state.mode
+        state.grid = review.ReviewState.of(self.writer, state.rec.label, self._removed)
         state.mode = Mode.REVIEW
         state.message = state.grid.message
 
@@ -260,11 +283,9 @@ class Studio:
         recorded = [la for la, n in state.rec.counts.items() if n]
         if len(recorded) < 2:
             state.message = "record at least two gestures first (t trains on what is recorded)"
+            self.result.refused.append(state.message)
             return
-        out = self.runs / time.strftime("studio-%Y%m%d-%H%M%S")
-        k = 1
-        while out.exists():
-            out, k = self.runs / f"{time.strftime('studio-%Y%m%d-%H%M%S')}-{k}", k + 1
+        out = unused_path(self.runs, time.strftime("studio-%Y%m%d-%H%M%S"))
         kwargs = {"config": self.train_config} if self.train_config is not None else {}
         state.training = BackgroundTraining(self.writer.root, out, self.model_name, **kwargs)
         state.status, state.status_color = f"training: loading {sum(state.rec.counts.values())} samples", draw.AMBER
@@ -282,17 +303,25 @@ class Studio:
                 state.status = (f"training: epoch {event.epoch}/{event.epochs}, validation accuracy {event.val_acc:.2f}"
                                 + (f" (member {event.member + 1})" if event.member else ""))
             elif isinstance(event, Failed):
-                state.status, state.status_color = event.message, draw.RED
-                state.message = f"{event.message}; the recorded data is intact"
-                self.result.failures.append(event.message)
-                self.say(event.message)
+                self._failed(event.message)
             elif isinstance(event, Finished):
                 self._use(event)
+
+    def _failed(self, message: str) -> None:
+        state = self.state
+        state.status, state.status_color = message, draw.RED
+        state.message = message if message.endswith("intact") else f"{message}; the recorded data is intact"
+        self.result.failures.append(message)
+        self.say(message)
 
     def _use(self, done: Finished) -> None:
         """Show a finished run live: its model, its validation score and the classes it confuses."""
         state = self.state
-        live = LivePipeline(load_model(done.out / "model.pt"))
+        try:
+            live = LivePipeline(load_model(done.out / "model.pt"))
+        except UserError as e:  # the run folder changed under us: a line, not a crash of the window
+            self._failed(f"cannot show the new model: {e}")
+            return
         live.reset(smooth=True)
         state.trained = Trained(done, live, self._confusion_tiles(live, done.confusions))
         state.view = demo.ViewState(live.default_layer, method=live.method)
@@ -302,34 +331,26 @@ class Studio:
         state.status = (f"trained in {done.seconds:.0f} s: validation accuracy {done.val_accuracy:.2f}, "
                         f"test {done.test_accuracy:.2f} ({done.out})")
         state.status_color = draw.GREEN
-        if state.mode is not Mode.REVIEW:
+        if state.mode is Mode.REVIEW:
+            self._reviewed_from = Mode.LIVE  # v leaves the review for the new model
+        else:
             state.mode = Mode.LIVE
         state.message = "live with the new model: r records more, t trains again"
         self.say(f"trained {done.out / 'model.pt'} val_accuracy={done.val_accuracy:.4f} test_accuracy={done.test_accuracy:.4f}")
 
     def _confusion_tiles(self, live: LivePipeline, mixed: tuple[Confusion, ...]) -> list[tuple[str, np.ndarray]]:
         """Per confused pair, its first validation crop with the heat map of the wrong answer on it."""
-        tiles = []
+        tiles, cam = [], live.cam(live.default_layer)
         for c in mixed:
             crop = cv2.imread(str(self.writer.root / "crops" / c.true / f"{c.ids[0]}.png"), cv2.IMREAD_GRAYSCALE)
             if crop is None:  # deleted in the review since
                 continue
-            target = live.labels.index(c.predicted)
-            cam = live.cam(live.default_layer)
             batch = to_float(torch.from_numpy(crop)[None, None])
-            heat = normalize(upsample(cam(batch, [target]), crop.shape[0], cam.grid))[0, 0].numpy()
-            tiles.append((f"{c.true}->{c.predicted} {c.count}/{c.total}", blend(crop, heat)))
+            heat = explain_all({"cam": cam}, batch, torch.tensor([live.labels.index(c.predicted)]), crop.shape[0])["cam"]
+            tiles.append((f"{c.true}->{c.predicted} {c.count}/{c.total}", blend(crop, heat[0, 0].numpy())))
         return tiles
 
     # -- coaching and drawing
-
-    def _coach(self, now: float, hands: list[Hand], shape: tuple[int, ...]) -> None:
-        state = self.state
-        key = tuple(state.rec.counts.values())
-        if key != state.hints_key and now - state.hints_at >= HINT_EVERY_S or not state.hints_key:
-            state.hints = data_hints(state.rec.labels, self.writer.rows())
-            state.hints_at, state.hints_key = now, key
-        self._hand_hints = [h for hand in hands for h in hand_hints(hand, (shape[1], shape[0]))]
 
     def _draw_panel(self, view: np.ndarray, top: int, right: int) -> tuple[int, int, int, int]:
         """Under the labels: the view's name, the training line, coaching lines, and a finished run's confused

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline.data.coaching import data_hints, hand_hints
+from pipeline.data.coaching import data_hints, hand_hints, label_groups
 
 
-def rows(**per_label: list[tuple[str, int]]) -> list[dict]:
-    """Index rows: ``five=[("s1", 40)]`` is 40 rows of five in group s1."""
-    return [{"label": label, "group": group} for label, parts in per_label.items() for group, n in parts for _ in range(n)]
+def rows(**per_label: list[tuple[str, int]]):
+    """Samples per (label, group) of index rows: ``five=[("s1", 40)]`` is 40 rows of five in group s1."""
+    return label_groups({"label": label, "group": group, "id": "0"} for label, parts in per_label.items()
+                        for group, n in parts for _ in range(n))
 
 
 def test_data_hints_name_small_classes_single_sessions_and_imbalance():

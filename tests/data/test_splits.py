@@ -72,16 +72,21 @@ def test_split_by_named_groups():
         split_by_named_groups(groups, ["a"], ["a", "b"])
 
 
-def test_split_by_time_takes_later_blocks_of_each_class():
-    from pipeline.data.splits import split_by_time
+def test_split_by_blocks_deals_runs_of_consecutive_samples_in_turn():
+    from pipeline.data.splits import split_by_blocks
 
-    labels = np.array([0] * 40 + [1] * 20 + [2] * 2)
-    order = np.concatenate([np.arange(40)[::-1], np.arange(100, 120), [7, 8]])  # class 0 saved in reverse
-    train, val, test = split_by_time(labels, order)
-    assert len(set(train) | set(val) | set(test)) == len(labels) and not set(train) & set(val) | set(val) & set(test)
-    for label, n_val, n_test in ((0, 6, 6), (1, 3, 3), (2, 0, 0)):  # 15 % each; a class of 2 only trains
-        members = np.flatnonzero(labels == label)
-        v, t, r = (np.intersect1d(part, members) for part in (val, test, train))
-        assert (len(v), len(t)) == (n_val, n_test)
-        if n_val:  # training is the earliest block, then validation, then test, with no interleaving
-            assert order[r].max() < order[v].min() and order[v].max() < order[t].min()
+    labels = np.array([0] * 140 + [1] * 20 + [2] * 2)
+    order = np.concatenate([np.arange(140)[::-1], np.arange(200, 220), [7, 8]])  # class 0 saved in reverse
+    train, val, test = split_by_blocks(labels, order)
+    assert sorted([*train, *val, *test]) == list(range(len(labels)))  # every sample once
+    part = np.zeros(len(labels), int)
+    part[val], part[test] = 1, 2
+    # Class 0: 140 samples in 14 blocks of 10, in saving order; blocks 5 and 12 validate, 6 and 13 test.
+    first = np.argsort(order[:140])
+    assert part[first].reshape(14, 10).tolist() == [[{5: 1, 6: 2, 12: 1, 13: 2}.get(k, 0)] * 10 for k in range(14)]
+    # Class 1: 20 samples in blocks of one, dealt in turn to the end (the 20th is the 6th of its cycle).
+    assert part[140:160].tolist() == [{5: 1, 6: 2}.get(k % 7, 0) for k in range(20)]
+    assert part[160:].tolist() == [0, 0]  # two samples only train
+    # A class of 5: too few blocks for a cycle; its last two samples validate and test.
+    small = split_by_blocks(np.zeros(5, int), np.arange(5))
+    assert [p.tolist() for p in small] == [[0, 1, 2], [3], [4]]

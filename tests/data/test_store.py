@@ -326,3 +326,26 @@ def test_remove_and_restore_keep_index_trash_and_files_consistent(tmp_path, samp
         assert len(index_rows(root)) == 10 and len(read_rows(root / "trash" / INDEX)) == 2
         new = add_sample(writer, samples[0], source="new.jpg")
         assert new.id == "000012"  # ids in trash/ are never reused
+
+
+def test_a_crash_in_the_middle_of_remove_leaves_a_dataset_that_loads(tmp_path, samples, monkeypatch):
+    from pipeline.data import store
+    from pipeline.data.load import load_dataset
+
+    root = tmp_path / "ds"
+    replace, calls = store.os.replace, []
+    with fill_dataset(root, samples) as writer:
+        def crash(*args):
+            calls.append(args)
+            if len(calls) > 1:  # the index is rewritten (one atomic replace); a kill before its files move
+                raise KeyboardInterrupt
+            return replace(*args)
+
+        monkeypatch.setattr(store.os, "replace", crash)
+        with pytest.raises(KeyboardInterrupt):
+            writer.remove("000004")
+        monkeypatch.undo()
+    data = load_dataset(root)  # every row the index names has its files
+    assert len(calls) == 2 and str(calls[0][1]).endswith(INDEX)
+    assert len(data) == 11 and "000004" not in set(data.index["id"])
+    assert [r["id"] for r in read_rows(root / "trash" / INDEX)] == ["000004"]

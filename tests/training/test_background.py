@@ -26,8 +26,12 @@ def follow(job: BackgroundTraining, seconds: float = 180.0, until=None) -> list:
     return events
 
 
-def digest(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def digest(root) -> str:
+    """One hash of a dataset's index and every crop and large render, names included."""
+    h = hashlib.sha256((root / "index.csv").read_bytes())
+    for png in sorted(root.glob("*/*/*.png")):
+        h.update(str(png.relative_to(root)).encode() + png.read_bytes())
+    return h.hexdigest()
 
 
 def test_a_background_run_reports_each_epoch_and_its_validation_mistakes(tmp_path, fingers):
@@ -62,13 +66,13 @@ def test_confusions_rank_by_share_of_the_true_class():
 
 
 def test_a_killed_training_process_is_one_line_and_the_data_is_intact(tmp_path):
-    before = digest(FINGERS / "index.csv")
+    before = digest(FINGERS)
     job = BackgroundTraining(FINGERS, tmp_path / "run")
     follow(job, until=lambda events: any(isinstance(e, Started) for e in events))
     job.process.kill()
     events = follow(job)
     assert events[-1] == Failed("the training process died (killed by signal 9 (SIGKILL)); the recorded data is intact")
-    assert digest(FINGERS / "index.csv") == before
+    assert digest(FINGERS) == before
     assert died(1) == "exit code 1"
 
 
@@ -81,3 +85,25 @@ def test_a_refused_run_is_its_one_line(tmp_path, samples):
     events = follow(job)
     assert len(events) == 1 and isinstance(events[0], Failed) and "\n" not in events[0].message
     assert events[0].message.startswith("training failed: ") and "only one class (five)" in events[0].message
+
+
+def test_a_sample_deleted_while_the_run_reads_makes_it_read_again(tmp_path, samples, monkeypatch):
+    from pipeline.data import load
+    from pipeline.training.background import load_recording
+
+    writer = fill_dataset(tmp_path / "ds", samples)
+    read = load._render
+    calls = []
+
+    def delete_then_read(root, rows, *args, **kwargs):  # the window deletes a sample after the index was read
+        if not calls:
+            writer.remove(rows[3]["id"])
+        calls.append(len(rows))
+        return read(root, rows, *args, **kwargs)
+
+    monkeypatch.setattr(load, "_render", delete_then_read)
+    try:
+        data, spec = load_recording(tmp_path / "ds")
+    finally:
+        writer.close()
+    assert calls == [12, 11] and len(data) == 11 and spec.paths == (str(tmp_path / "ds"),)

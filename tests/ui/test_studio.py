@@ -14,6 +14,7 @@ import pytest
 os.environ.setdefault("GLOG_minloglevel", "2")  # before MediaPipe is first imported
 from helpers import DATA, error_line, index_rows, run_main, screenshot, wait_for, window_program  # noqa: E402
 from pipeline import collect  # noqa: E402
+from pipeline.data.coaching import data_hints, label_groups  # noqa: E402
 from pipeline.data.store import INDEX, DatasetWriter, read_rows  # noqa: E402
 from pipeline.lenet.checkpoint import load_model  # noqa: E402
 from pipeline.preprocess.crops import CropSettings  # noqa: E402
@@ -29,7 +30,7 @@ VIDEOS = DATA / "videos"
 #: The camera of the window test: the open palm (8.1 s), then the fist (about 9.2-10.3 s) and the thumbs-up
 #: (from about 10.6 s) of fist_then_thumbs_up.mp4, at 640x360 and 25 fps.
 SCRIPT = ("space@0.3,space@7.8,2@9.2,space@9.25,space@10.25,3@10.8,space@10.85,space@15.5,"
-          "t,p@16.5,wait-train,p@1.5,v,x,p")
+          "t,p,wait-train,p@1.5,v,x,p")
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +99,9 @@ def test_window_records_trains_goes_live_and_reviews(camera_clip, xvfb, tmp_path
     assert Path(run[1]).parent.parent == runs and sorted(model.labels) == ["fist", "five", "none"]
     live = re.search(r"live frames=(\d+) (.*)", output)
     assert live and int(live[1]) >= 10, output
-    assert {kv.split("=")[0] for kv in live[2].split()} <= set(model.labels)
-    # A screenshot of each view: recording (while training), live, review.
+    shown = {kv.split("=")[0] for kv in live[2].split()}
+    assert shown and shown <= set(model.labels), output  # "none" also stands for a hand with no gesture
+    # A screenshot of each view: recording (the frame after t: while training), live, review.
     for mode in ("record", "live", "review"):
         assert len(shots(pictures, mode)) == 1, mode
         assert cv2.imread(str(shots(pictures, mode)[0])).shape == (360, 640, 3)
@@ -139,6 +141,9 @@ def test_a_killed_training_run_is_one_line_and_recording_goes_on(tmp_path):
     assert rows[:len(seen["before"])] == seen["before"] and len(rows) > len(seen["before"])
     assert {r["label"] for r in rows[len(seen["before"]):]} == {"other"}
     assert result.counts == {"five": sum(r["label"] == "five" for r in rows), "other": sum(r["label"] == "other" for r in rows)}
+    # The coaching lines, counted as samples came, say what the index says.
+    assert studio.state.hints == data_hints(["five", "other", "none"], label_groups(rows))
+    assert any(line.startswith("none: no samples") for line in studio.state.hints)
 
 
 def test_confused_pairs_are_shown_with_the_heat_map_of_the_wrong_answer(tmp_path, samples, trained_run):
@@ -166,3 +171,14 @@ def test_confused_pairs_are_shown_with_the_heat_map_of_the_wrong_answer(tmp_path
 def test_studio_refusals_are_one_line_and_create_nothing(tmp_path, args, line):
     code, _, err = run_main(collect, "--studio", "--data", str(tmp_path / "data"), "--label", "five", *args)
     assert code == 2 and error_line(err).startswith(line) and not (tmp_path / "data").exists()
+
+
+def test_a_script_whose_t_starts_no_run_fails(tmp_path):
+    video = VIDEOS / "open_palm.mp4"
+    if not video.is_file():
+        pytest.skip(f"real data missing: {video}")
+    code, out, err = run_main(collect, "--studio", "--headless", "--source", str(video), "--data", str(tmp_path / "d"),
+                              "--label", "five", "--countdown", "0", "--keys", "space@0.2,space@1,t,wait-train")
+    assert code == 1, err
+    assert "t started no run: record at least two gestures first (t trains on what is recorded)" in err
+    assert re.search(r"^five=\d+ group=live-\S+ data=", out, re.M) and "runs=0 failed=0" in out
