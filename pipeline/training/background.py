@@ -8,7 +8,7 @@ The window keeps showing the camera while a LeNet trains on what has been record
             ...
 
 The run is an ordinary one (:func:`pipeline.training.run.train_run`: the normal recipe, a run folder
-under ``runs/``). The process is niced and uses one torch thread, so the camera keeps its core. A
+under ``runs/``). The process runs on idle CPU time only (:func:`be_idle`) with one torch thread, so the camera keeps its pace. A
 crash of the process, however it dies, becomes one :class:`Failed` line. The run reads the dataset
 (and packs its crops into its ``.cache/``); a sample deleted while it reads makes it read again.
 """
@@ -145,6 +145,20 @@ def confusions(truth: np.ndarray, predicted: np.ndarray, names: list[str], ids: 
                            tuple(ids[(truth == t) & (predicted == p)][:4].tolist())) for (t, p), n in ranked)
 
 
+def be_idle() -> None:
+    """Let this process run only on CPU time nothing else wants (Linux ``SCHED_IDLE``; elsewhere the lowest
+    nice it can take): the camera view, MediaPipe and the window come first."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.nice(19)
+    except (AttributeError, OSError):
+        pass
+
+
 def _train(events, data_root: str, out: str, model_name: str, config: TrainConfig) -> None:
     """The body of the training process: load, split, train, then send the validation mistakes."""
     import torch
@@ -154,8 +168,7 @@ def _train(events, data_root: str, out: str, model_name: str, config: TrainConfi
     from pipeline.training.run import train_run
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the window's; it stops us
-    if hasattr(os, "nice"):
-        os.nice(10)  # the camera view comes first
+    be_idle()
     torch.set_num_threads(1)
     lines: list[str] = []
     out_path = Path(out)
