@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from helpers import fill_dataset, index_rows
 from pipeline.data.store import INDEX, read_rows
-from pipeline.ui.review_grid import (COLUMNS, ROWS, ReviewAction, ReviewState, click, handle_review_key, page_start,
-                                     render_review, tile_at, tile_boxes)
+from pipeline.ui.review_grid import COLUMNS, ROWS, ReviewAction, ReviewState, click, handle_review_key, page_start, render_review, tile_at, tile_boxes
 
 SHAPE = (360, 640, 3)
 PAGE = COLUMNS * ROWS
