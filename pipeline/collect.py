@@ -40,7 +40,7 @@ more keys in the studio (--studio):
   t             train on what is recorded, in the background; the window goes live with the new model
   r / l         the recording view / the live view (labels and heat maps of the newest model)
   v             review the current label's crops, newest first: a d w s select, x or a click deletes
-                (to trash/), z undoes, [ ] another label, v back
+                (to trash/), z undoes, [ ] another label, v back (r: to the recording view)
   c             heat map on / off (live view)
   p             save a screenshot (--screenshots)
 """
