@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m pipeline.collect --source 0 --data data/mine --label fist --label palm\n"
                "  python -m pipeline.collect --source 0 --data data/mine --label fist --label palm --studio\n"
                "  python -m pipeline.collect --source clip.mp4 --data data/mine --label five --label fist --studio \\\n"
-               "      --headless --keys 'space@0.5,space@6,2,space@7,space@9,t,wait-train,p,q'\n"
+               "      --headless --countdown 0 --keys 'space@0.5,space@6,2@6.5,space@7,space@9,t,wait-train,p@2,q'\n"
                "  python -m pipeline.collect --from photos/ --data data/mine --workers 2\n"
                "  python -m pipeline.collect --from photos/ --data data/mine --engine ray --address HEAD:6379\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -183,6 +183,8 @@ def run_studio(args: argparse.Namespace) -> int:
         say(f"error: {result.failed}")
     for line in result.refused:
         say(f"t started no run: {line}")
+    if result.stopped:
+        say(result.stopped)
     if result.interrupted:
         say(f"interrupted: every sample saved so far is in {args.data}")
     print(" ".join(f"{label}={n}" for label, n in result.counts.items()) + f" group={group} data={args.data}")
@@ -190,7 +192,7 @@ def run_studio(args: argparse.Namespace) -> int:
         print(f"live frames={result.live.frames} " + " ".join(f"{k}={v:.3f}" for k, v in result.live.shares().items()))
     print(f"runs={len(result.runs)} failed={len(result.failures)}" +
           (f" model={result.runs[-1].out / 'model.pt'} val_accuracy={result.runs[-1].val_accuracy:.4f}" if result.runs else ""))
-    # A script asked for what it got: a run that failed, or a t that started none, fails it.
+    # A script that did not get what it asked for (a run that failed, a t that started none) fails.
     scripted_miss = bool(args.keys) and bool(result.failures or result.refused)
     return 130 if result.interrupted else 1 if result.failed or scripted_miss else 0
 

@@ -209,10 +209,11 @@ class DatasetWriter:
         if existing:
             meta = read_meta(self.root)
             if meta.settings != settings:
-                raise UserError(
-                    f"{self.root} was made with crop settings {meta.settings.to_json()}, not {settings.to_json()}; "
-                    "use the same crop options or another --data folder"
-                )
+                saved, asked = meta.settings.to_dict(), settings.to_dict()
+                differ = "; ".join(f"{k} {saved.get(k)!r}, not {asked.get(k)!r}" for k in sorted(set(saved) | set(asked))
+                                   if saved.get(k) != asked.get(k))
+                raise UserError(f"{self.root} was made with other crop settings ({differ}); use the same crop options "
+                                "or another --data folder")
             self.labels = list(meta.labels)
         else:
             self.labels = []

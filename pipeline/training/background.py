@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
+import pickle
 import signal
+import threading
 import time
 import traceback
 from collections import Counter
@@ -169,6 +170,11 @@ def _train(events, data_root: str, out: str, model_name: str, config: TrainConfi
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the window's; it stops us
     be_idle()
+    # tqdm's default lock is a multiprocessing semaphore: a process killed while holding it registered would
+    # have the window's resource tracker warn about a leak at exit. A thread lock is all one process needs.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     torch.set_num_threads(1)
     lines: list[str] = []
     out_path = Path(out)
@@ -176,9 +182,9 @@ def _train(events, data_root: str, out: str, model_name: str, config: TrainConfi
     try:
         data, spec = load_recording(data_root)
         split, how = split_recording(data, config.seed)
-        events.put(Started(out_path, len(data), how))
+        events.send(Started(out_path, len(data), how))
         run = train_run(data, model_name, out_path, config, split=split, progress=False, log=lines.append,
-                        data_spec=spec, on_epoch=lambda k, r: events.put(Epoch(k, r.epoch, config.epochs, r.val_acc)))
+                        data_spec=spec, on_epoch=lambda k, r: events.send(Epoch(k, r.epoch, config.epochs, r.val_acc)))
         model = load_model(out_path / "model.pt")
         predicted = predict_logits(model.network, data.images[split.val]).argmax(1).numpy()
         mistakes = confusions(data.labels[split.val].numpy(), predicted, data.label_names,
@@ -191,7 +197,7 @@ def _train(events, data_root: str, out: str, model_name: str, config: TrainConfi
         last = Failed(f"training failed: {type(e).__name__}: {e} (details in {out_path / 'log.txt'})")
     if out_path.is_dir():  # before the last word: once it is sent, the window may show the folder
         atomic_write_text(out_path / "log.txt", "\n".join(lines) + "\n")
-    events.put(last)
+    events.send(last)
 
 
 @dataclass
@@ -212,29 +218,30 @@ class BackgroundTraining:
 
     def __post_init__(self) -> None:
         context = mp.get_context("spawn")  # no fork: this process holds a window, MediaPipe and threads
-        self._events = context.Queue()
-        self.process = context.Process(target=_train, args=(self._events, str(self.data), str(self.out),
+        # A one-way pipe, not a Queue: no semaphore for a killed process to leak, and its end is an EOF here.
+        self._events, sender = context.Pipe(duplex=False)
+        self.process = context.Process(target=_train, args=(sender, str(self.data), str(self.out),
                                                             self.model_name, self.config), daemon=True)
         self.process.start()
+        sender.close()  # the process holds the only sending end now
 
     @property
     def running(self) -> bool:
         return self.result is None
 
     def poll(self) -> list[Event]:
-        """Events that arrived since the last call; never blocks (the window calls it every frame)."""
+        """Events that arrived since the last call; never blocks while the process lives (the window calls it
+        every frame)."""
         got: list[Event] = []
         while self.result is None:
             try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                if self.process.is_alive():
+                if not self._events.poll():
                     break
-                try:  # its last words may have landed between the two looks
-                    event = self._events.get_nowait()
-                except queue.Empty:
-                    event = Failed(f"the training process died ({died(self.process.exitcode)}); "
-                                   "the recorded data is intact")
+                event = self._events.recv()
+            except (EOFError, OSError, pickle.UnpicklingError):  # it ended without its last word
+                self.process.join(timeout=2)
+                event = Failed(f"the training process died ({died(self.process.exitcode)}); "
+                               "the recorded data is intact")
             got.append(event)
             if isinstance(event, (Finished, Failed)):
                 self.result = event
@@ -254,7 +261,9 @@ class BackgroundTraining:
 
 def died(code: int | None) -> str:
     """How a process ended, in words: ``exit code 1`` or ``killed by signal 9 (SIGKILL)``."""
-    if code is not None and code < 0:
+    if code is None:
+        return "its pipe closed, and it has not exited yet"
+    if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:

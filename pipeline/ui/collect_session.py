@@ -133,9 +133,12 @@ class RecorderState:
         self._arm(now)
         self.message = f"recording '{self.label}'"  # the countdown itself is drawn beside REC, and ends
 
-    def stop(self) -> None:
+    def stop(self, now: float | None = None) -> None:
+        """Stop recording; stopped at ``now`` before the countdown ended, the message says nothing was saved."""
+        early = now is not None and now < self.starts_at
         self.recording = False
-        self.message = f"stopped; '{self.label}' has {self.counts[self.label]}"
+        self.message = (f"stopped before the countdown ended: nothing saved; '{self.label}' has {self.counts[self.label]}"
+                        if early else f"stopped; '{self.label}' has {self.counts[self.label]}")
 
     def select(self, index: int, now: float) -> None:
         """Make label ``index`` current. While recording, the countdown starts again, so the user
@@ -183,7 +186,7 @@ def handle_key(state: RecorderState, key: int, now: float, writer: Undoable) -> 
         state.select((state.current + 1) % n, now)
     elif action is Action.TOGGLE:
         if state.recording:
-            state.stop()
+            state.stop(now)
         else:
             state.start(now)
     elif action is Action.UNDO:

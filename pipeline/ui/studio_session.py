@@ -107,6 +107,7 @@ class StudioResult:
     runs: list[Finished] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # why a t press started no run
+    stopped: str = ""  # a run still going at the end, stopped
     live: demo.Summary | None = None
     screenshots: list[Path] = field(default_factory=list)
     modes: list[str] = field(default_factory=list)  # each mode the window showed, in order of first showing
@@ -181,7 +182,7 @@ class Studio:
                 labels = recorder.draw_recorder_panel(view, state.rec, now, top)
                 panel = self._draw_panel(view, labels[3] + 6, labels[2])
                 state.view.message = state.message  # the demo's view draws the message line
-                demo.render(view, result, state.view, self.times, legend=LEGEND, avoid=[panel], under=False)
+                demo.render(view, result, state.view, self.times, legend=LEGEND, avoid=panel, under=False)
                 self.result.live.add(result)
             else:
                 labels = recorder.draw_recorder(view, found, state.rec, now, legend=LEGEND)
@@ -280,7 +281,7 @@ class Studio:
         if state.training is not None and state.training.running:
             state.message = "a training run is going on; it shows its progress under the labels"
             return
-        recorded = [la for la, n in state.rec.counts.items() if n]
+        recorded = [la for la, n in self.writer.counts().items() if n]  # a run trains on every label of the dataset
         if len(recorded) < 2:
             state.message = "record at least two gestures first (t trains on what is recorded)"
             self.result.refused.append(state.message)
@@ -288,7 +289,7 @@ class Studio:
         out = unused_path(self.runs, time.strftime("studio-%Y%m%d-%H%M%S"))
         kwargs = {"config": self.train_config} if self.train_config is not None else {}
         state.training = BackgroundTraining(self.writer.root, out, self.model_name, **kwargs)
-        state.status, state.status_color = f"training: loading {sum(state.rec.counts.values())} samples", draw.AMBER
+        state.status, state.status_color = "training: loading the samples", draw.AMBER
         state.message = f"training in the background into {out}; keep recording if you like"
         self.say(f"training {out}")
 
@@ -329,7 +330,7 @@ class Studio:
             self.result.live = demo.Summary(live.labels)
         self.result.runs.append(done)
         state.status = (f"trained in {done.seconds:.0f} s: validation accuracy {done.val_accuracy:.2f}, "
-                        f"test {done.test_accuracy:.2f} ({done.out})")
+                        f"test {done.test_accuracy:.2f}")
         state.status_color = draw.GREEN
         if state.mode is Mode.REVIEW:
             self._reviewed_from = Mode.LIVE  # v leaves the review for the new model
@@ -352,34 +353,42 @@ class Studio:
 
     # -- coaching and drawing
 
-    def _draw_panel(self, view: np.ndarray, top: int, right: int) -> tuple[int, int, int, int]:
+    def _draw_panel(self, view: np.ndarray, top: int, right: int) -> list[tuple[int, int, int, int]]:
         """Under the labels: the view's name, the training line, coaching lines, and a finished run's confused
-        pairs with their maps. Returns the box of the whole panel at the left (from the frame's top), whose
-        right edge is at least ``right``."""
+        pairs with their maps, down to the message lines at the bottom. Returns the box of each thing drawn,
+        and of the labels above (from the frame's top, ``right`` wide), for the hands' panels to keep clear of."""
         state = self.state
         width = view.shape[1] * 2 // 3
+        floor = view.shape[0] - 8 - 2 * draw.text_height(view)  # where the message and the keys begin
         boxes = [(8, 8, right, top)]
-        if state.mode is Mode.LIVE:
+        live = state.mode is Mode.LIVE and state.trained is not None
+        if live:
             name = f"LIVE: {state.trained.result.out.name} (r: record view)"
         else:
             name = "RECORD" + (" (l: live view)" if state.trained else "")
         boxes.append(draw.put_text(view, name, (8, top), background=draw.HIGHLIGHT, scale=draw.font_scale_for(view) * 0.8))
         lines = [(state.status, state.status_color)] if state.status else []
-        lines += [(line, draw.AMBER) for line in (self._hand_hints + state.hints)[:MAX_HINTS]]
+        # Live, the confused pairs need the room: one coaching line at most.
+        lines += [(line, draw.AMBER) for line in (self._hand_hints + state.hints)[:1 if live else MAX_HINTS]]
         for text, color in lines:
-            boxes.append(draw.put_text(view, text, (8, boxes[-1][3]), color=color, scale=draw.scale_to_fit(view, text, width)))
-        if state.mode is Mode.LIVE and state.trained and state.trained.confusion_tiles:
-            boxes.append(draw.put_text(view, "confused on validation (heat map of the wrong answer):", (8, boxes[-1][3] + 4),
-                                       scale=draw.font_scale_for(view) * 0.7))
-            side, x, y = max(28, view.shape[0] // 6), 8, boxes[-1][3]
-            for caption, tile in state.trained.confusion_tiles:
-                if x + side > view.shape[1] or y + side > view.shape[0]:
+            box = draw.put_text(view, text, (8, boxes[-1][3]), color=color, scale=draw.scale_to_fit(view, text, width))
+            boxes.append(box)
+        tiles = state.trained.confusion_tiles if live else []
+        header = "confused on validation (heat map of the wrong answer):"
+        small = draw.font_scale_for(view) * 0.6
+        side = max(28, view.shape[0] // 8)
+        if tiles and boxes[-1][3] + 4 + draw.text_height(view, small) + side + draw.text_height(view, small) <= floor:
+            boxes.append(draw.put_text(view, header, (8, boxes[-1][3] + 4), scale=small))
+            x, y = 8, boxes[-1][3]
+            for caption, tile in tiles:
+                if x + side > view.shape[1]:
                     break
                 view[y:y + side, x:x + side] = cv2.resize(tile, (side, side), interpolation=cv2.INTER_NEAREST)
                 cv2.rectangle(view, (x, y), (x + side - 1, y + side - 1), draw.WHITE, 1)
-                boxes.append(draw.put_text(view, caption, (x, y + side), scale=draw.font_scale_for(view) * 0.6))
-                x += max(side, boxes[-1][2] - x) + 8
-        return 8, 8, max(b[2] for b in boxes), max(b[3] for b in boxes)
+                boxes.append((x, y, x + side, y + side))
+                boxes.append(draw.put_text(view, caption, (x, y + side), scale=small))
+                x = max(x + side, boxes[-1][2]) + 8
+        return boxes
 
 
 def run_studio(frames: Iterable[tuple[Frame, list[Hand], float]], studio: Studio, window: Window | None,
@@ -414,8 +423,9 @@ def run_studio(frames: Iterable[tuple[Frame, list[Hand], float]], studio: Studio
     finally:
         if state.training is not None and state.training.running:
             state.training.stop()
-            result.failures.append(f"training stopped on quit: {state.training.out}")
-    result.counts = studio.writer.counts()
+            result.stopped = f"training stopped on quit, before it finished ({state.training.out})"
+    # Every label of the dataset, and the session's own even before their first sample.
+    result.counts = {**studio.writer.counts(), **{la: 0 for la in state.rec.labels if la not in studio.writer.labels}}
     return result
 
 

@@ -107,3 +107,29 @@ def test_a_sample_deleted_while_the_run_reads_makes_it_read_again(tmp_path, samp
     finally:
         writer.close()
     assert calls == [12, 11] and len(data) == 11 and spec.paths == (str(tmp_path / "ds"),)
+
+
+def test_a_killed_run_leaves_nothing_for_the_resource_tracker_to_warn_about(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import time
+        from pipeline.training.background import BackgroundTraining, Started
+        job = BackgroundTraining({str(FINGERS)!r}, {str(tmp_path / "run")!r})
+        seen = []
+        while not any(isinstance(e, Started) for e in seen):
+            seen += job.poll()
+            time.sleep(0.05)
+        time.sleep(1.0)  # into the first epoch: tqdm and torch are up
+        job.process.kill()
+        while job.running:
+            job.poll()
+            time.sleep(0.05)
+        print(job.result.message)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "the training process died (killed by signal 9 (SIGKILL)); the recorded data is intact"
+    assert "leaked" not in done.stderr and "resource_tracker" not in done.stderr, done.stderr

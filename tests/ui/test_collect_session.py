@@ -130,6 +130,11 @@ def test_space_counts_down_then_records_every_stride_th_frame():
     handle_key(state, key(" "), 104.0, writer)
     assert not state.recording and not state.take_frame(104.1)
     assert state.seconds_left(104.1) == 0.0
+    assert state.message == "stopped; 'a' has 0"
+    # Stopped before its countdown ended: the message says nothing was saved.
+    handle_key(state, key(" "), 110.0, writer)
+    handle_key(state, key(" "), 112.0, writer)
+    assert state.message == "stopped before the countdown ended: nothing saved; 'a' has 0"
 
 
 def test_switching_label_while_recording_restarts_the_countdown():

@@ -140,7 +140,8 @@ def test_a_killed_training_run_is_one_line_and_recording_goes_on(tmp_path):
     rows = index_rows(tmp_path / "data")
     assert rows[:len(seen["before"])] == seen["before"] and len(rows) > len(seen["before"])
     assert {r["label"] for r in rows[len(seen["before"]):]} == {"other"}
-    assert result.counts == {"five": sum(r["label"] == "five" for r in rows), "other": sum(r["label"] == "other" for r in rows)}
+    assert result.counts == {"five": sum(r["label"] == "five" for r in rows), "other": sum(r["label"] == "other" for r in rows),
+                             "none": 0}
     # The coaching lines, counted as samples came, say what the index says.
     assert studio.state.hints == data_hints(["five", "other", "none"], label_groups(rows))
     assert any(line.startswith("none: no samples") for line in studio.state.hints)
@@ -181,4 +182,21 @@ def test_a_script_whose_t_starts_no_run_fails(tmp_path):
                               "--label", "five", "--countdown", "0", "--keys", "space@0.2,space@1,t,wait-train")
     assert code == 1, err
     assert "t started no run: record at least two gestures first (t trains on what is recorded)" in err
-    assert re.search(r"^five=\d+ group=live-\S+ data=", out, re.M) and "runs=0 failed=0" in out
+    assert re.search(r"^five=\d+ none=0 group=live-\S+ data=", out, re.M) and "runs=0 failed=0" in out
+
+
+def test_quitting_while_training_stops_the_run_in_one_line_and_keeps_the_data(tmp_path):
+    video = VIDEOS / "open_palm.mp4"
+    if not video.is_file():
+        pytest.skip(f"real data missing: {video}")
+    data = tmp_path / "d"
+    code, out, err = run_main(collect, "--studio", "--headless", "--source", str(video), "--data", str(data),
+                              "--label", "five", "--label", "other", "--countdown", "0", "--runs", str(tmp_path / "runs"),
+                              "--keys", "space@0.2,2@1,space@2,t,q")
+    assert code == 0, err
+    assert re.search(r"^training stopped on quit, before it finished \(\S+studio-\S+\)$", err, re.M), err
+    rows = index_rows(data)
+    counts = re.search(r"^five=(\d+) other=(\d+) none=0 group=", out, re.M)
+    assert counts and (int(counts[1]), int(counts[2])) == (sum(r["label"] == "five" for r in rows),
+                                                             sum(r["label"] == "other" for r in rows))
+    assert len(rows) == len(list((data / "crops").glob("*/*.png"))) and "runs=0 failed=0" in out
