@@ -20,7 +20,6 @@ import os
 import pickle
 import signal
 import threading
-import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -213,8 +212,6 @@ class BackgroundTraining:
     model_name: str = "lenet5"
     config: TrainConfig = field(default_factory=TrainConfig)
     result: Finished | Failed | None = None
-    latest: Epoch | Started | None = None
-    started_at: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         context = mp.get_context("spawn")  # no fork: this process holds a window, MediaPipe and threads
@@ -247,8 +244,6 @@ class BackgroundTraining:
                 self.result = event
                 self._events.close()
                 self.process.join(timeout=0)  # reaped if it has exited; it exits by itself, and stop() waits for it
-            else:
-                self.latest = event
         return got
 
     def stop(self) -> None:

@@ -44,6 +44,8 @@ CAM_ALPHA = 0.6
 #: Where screenshots go unless told otherwise.
 SCREENSHOTS = Path("runs") / "demo"
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+#: The stats lines' and panels' text, against the frame's font scale.
+STATS_SCALE = 0.8
 #: How long a paused (or finished) window waits for a key between redraws.
 PAUSED_WAIT_MS = 30
 
@@ -166,7 +168,7 @@ def draw_under(image: np.ndarray, result: LiveResult, state: ViewState) -> None:
 
 def stats_bottom(image: np.ndarray) -> int:
     """Where the stats lines at the top left of :func:`render` end, at the most (to lay out beneath them)."""
-    return 8 + 2 * draw.text_height(image, draw.font_scale_for(image) * 0.8)
+    return 8 + 2 * draw.text_height(image, draw.font_scale_for(image) * STATS_SCALE)
 
 
 def render(image: np.ndarray, result: LiveResult, state: ViewState, times: StageTimes, legend: str = LEGEND,
@@ -182,7 +184,7 @@ def render(image: np.ndarray, result: LiveResult, state: ViewState, times: Stage
     if under:
         draw_under(image, result, state)
     height, width = image.shape[:2]
-    scale = draw.font_scale_for(image) * 0.8
+    scale = draw.font_scale_for(image) * STATS_SCALE
     top = 8
     for line in stats_lines(times, state):
         top = draw.put_text(image, line, (8, top), scale=draw.scale_to_fit(image, line, width - 16, scale))[3]

@@ -109,8 +109,6 @@ class StudioResult:
     refused: list[str] = field(default_factory=list)  # why a t press started no run
     stopped: str = ""  # a run still going at the end, stopped
     live: demo.Summary | None = None
-    screenshots: list[Path] = field(default_factory=list)
-    modes: list[str] = field(default_factory=list)  # each mode the window showed, in order of first showing
     interrupted: bool = False
     failed: str = ""
 
@@ -131,7 +129,10 @@ class Studio:
     def __init__(self, writer: DatasetWriter, labels: list[str], group: str, runs: str | Path = "runs",
                  screenshots: str | Path = "runs/studio", stride: int = 3, countdown: float = 3.0,
                  model_name: str = "lenet5", train_config=None, say: Callable[[str], None] = print):
-        known = writer.counts()
+        # Samples per (label, group), for the counts and the coaching lines: read once, then counted as samples
+        # come and go.
+        self._groups = label_groups(writer.rows())
+        known = self._label_counts()
         self.writer, self.group, self.say = writer, group, say
         self.runs, self.screenshots = Path(runs), Path(screenshots)
         self.model_name, self.train_config = model_name, train_config
@@ -144,8 +145,6 @@ class Studio:
         self._hand_hints: list[str] = []
         self._removed: list = []  # the review's deletes, last first, across labels: what z undoes
         self._reviewed_from = Mode.RECORD
-        # Samples per (label, group), for the coaching lines: read once, then counted as samples come and go.
-        self._groups = label_groups(writer.rows())
         self.state.hints = data_hints(labels, self._groups)
         self._buffer: np.ndarray | None = None
 
@@ -189,8 +188,6 @@ class Studio:
                 self._draw_panel(view, labels[3] + 6, labels[2])
         ms = result.ms if result is not None else {}
         self.times.add({"detect": detect_ms, **ms, "draw": (time.perf_counter() - start) * 1000}, time.perf_counter())
-        if state.mode.value not in self.result.modes:
-            self.result.modes.append(state.mode.value)
         return view
 
     # -- keys
@@ -205,6 +202,13 @@ class Studio:
         self._key(key, char, now, view, frame_index)
         self._recount(before)
 
+    def _label_counts(self) -> dict[str, int]:
+        """Samples per label of the whole dataset, from the counts kept per (label, group)."""
+        counts: dict[str, int] = {}
+        for (label, _), n in self._groups.items():
+            counts[label] = counts.get(label, 0) + n
+        return counts
+
     def _recount(self, before: dict[str, int]) -> None:
         """After an undo, or the review's delete or restore: the coaching's counts again, from the index."""
         if self.state.rec.counts != before:
@@ -215,7 +219,6 @@ class Studio:
         state = self.state
         if char == "p":
             path = demo.save_screenshot(view, self.screenshots, frame_index, f"studio-{state.mode.value}")
-            self.result.screenshots.append(path)
             state.message = f"saved {path}"
         elif char == "q" or key == 27 and state.mode is not Mode.REVIEW:
             state.quit = True
@@ -269,6 +272,7 @@ class Studio:
             state.rec.stop()  # no samples are saved while the camera is hidden
         if state.mode is not Mode.REVIEW:
             self._reviewed_from = state.mode
+        self._tiles.clear()  # the tiles of one review at a time in memory, not of every sample ever shown
         state.grid = review.ReviewState.of(self.writer, state.rec.label, self._removed)
         state.mode = Mode.REVIEW
         state.message = state.grid.message
@@ -281,7 +285,7 @@ class Studio:
         if state.training is not None and state.training.running:
             state.message = "a training run is going on; it shows its progress under the labels"
             return
-        recorded = [la for la, n in self.writer.counts().items() if n]  # a run trains on every label of the dataset
+        recorded = [la for la, n in self._label_counts().items() if n]  # a run trains on every label of the dataset
         if len(recorded) < 2:
             state.message = "record at least two gestures first (t trains on what is recorded)"
             self.result.refused.append(state.message)
