@@ -10,7 +10,10 @@ and the landmarks' apparent turn disagree), and ``none`` precision and recall at
 threshold. With ``--turned N``, up to N photos of each held-out source also go through the whole
 path again, as they are and turned 90 and 180 degrees.
 
-    python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--turned 60] [--no-mlp]
+    python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0]
+                                              [--turned 60] [--no-mlp]
+
+The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
 
 Last line: ``cnn_mean=... mlp_mean=... cnn_pooled=... back_of_hand=... none_precision=... none_recall=...
 false_positive_rate=... upright=... turned90=... turned180=... folds=...``.
@@ -35,7 +38,7 @@ from pipeline.data.load import Dataset, concat_datasets, landmarks_of, load_data
 from pipeline.labels import NONE_LABEL  # noqa: E402
 from pipeline.lenet.checkpoint import load_model  # noqa: E402
 from pipeline.lenet.model import predict_logits  # noqa: E402
-from pipeline.preprocess.crops import MIRRORS, looks_left  # noqa: E402
+from pipeline.preprocess.crops import FILLS, MIRRORS, looks_left  # noqa: E402
 from pipeline.training.calibration import answers, none_scores  # noqa: E402
 from pipeline.training.evaluation import evaluate_folder  # noqa: E402
 from pipeline.training.loop import TrainConfig  # noqa: E402
@@ -87,19 +90,26 @@ def main() -> None:
     parser.add_argument("--model", default="lenet5")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--members", type=int, default=1, metavar="K", help="train K seeds per fold and average them (pipeline.train --ensemble)")
     parser.add_argument("--turned", type=int, default=0, metavar="N", help="photos per source through the whole path, turned")
     parser.add_argument("--no-mlp", action="store_true", help="skip the landmark-MLP baseline")
     parser.add_argument("--mirror", choices=MIRRORS, help="re-render every source with this mirror rule (default: as made)")
+    parser.add_argument("--fill", choices=FILLS, help="re-render every source with this crop fill (default: as made)")
+    parser.add_argument("--pose-copies", type=int, metavar="N",
+                        help="finger-pose copies per training crop, for fills drawn from the landmarks (default: the training default)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     parts = [load_dataset(d) for d in args.data]
-    if args.mirror:
-        parts = [load_dataset(d, replace(p.settings, mirror=args.mirror)) for d, p in zip(args.data, parts)]
+    changes = {k: v for k, v in (("mirror", args.mirror), ("fill", args.fill)) if v}
+    if changes:
+        parts = [load_dataset(d, replace(p.settings, **changes)) for d, p in zip(args.data, parts)]
     labels = list(dict.fromkeys(n for p in parts for n in p.label_names))
     labels = [n for n in labels if n != NONE_LABEL] + ([NONE_LABEL] if NONE_LABEL in labels else [])
     config = replace(TrainConfig(), epochs=args.epochs, seed=args.seed)
+    if args.pose_copies is not None:
+        config = replace(config, augment=replace(config.augment, pose_copies=args.pose_copies))
     rows, shown_all, truth_all, turned = [], [], [], {"upright": [], "turned90": [], "turned180": []}
     for k, held in enumerate(parts):
         name = held.root.name
@@ -109,7 +119,8 @@ def main() -> None:
         split = make_split(train, seed=args.seed)
         split = Split(np.sort(np.concatenate([split.train, split.test])), split.val, split.test[:0])
         with tempfile.TemporaryDirectory() as tmp:
-            train_run(train, args.model, Path(tmp) / "run", config, split=split, progress=False, log=lambda *_: None)
+            train_run(train, args.model, Path(tmp) / "run", config, members=args.members, split=split, progress=False,
+                      log=lambda *_: None)
             model = load_model(Path(tmp) / "run" / "model.pt")
             probs = predict_logits(model.network, test.images).softmax(1).numpy()
             if args.turned:

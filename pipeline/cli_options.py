@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline.data.spec import DataSpec
 from pipeline.engines import ENGINES, Engine
 from pipeline.errors import UserError
-from pipeline.preprocess.crops import MASKS, MIRRORS, CropSettings
+from pipeline.preprocess.crops import FILLS, MASKS, MIRRORS, CropSettings
 from pipeline.preprocess.hands import HAND_MODEL_ENV
 
 
@@ -111,12 +111,21 @@ def add_crop_options(parser: argparse.ArgumentParser) -> None:
                         f"(default: {d.mirror})")
     g.add_argument("--mask", choices=MASKS, default=d.mask,
                    help=f"background mask: none, hull (convex hull) or bones (finger bones + palm; default: {d.mask})")
+    add_fill_option(g, d.fill)
+
+
+def add_fill_option(group, default: str | None) -> None:
+    """``--fill image|mask``: what a crop shows inside its mask (re-rendered from a dataset's large renders)."""
+    then = f"default: {default}" if default else "default: as the first dataset was made"
+    group.add_argument("--fill", choices=FILLS, default=default,
+                       help=f"what a crop shows inside the mask: image (the photo's gray levels) or mask (the hand's "
+                            f"silhouette alone, nothing of skin, light or camera; {then})")
 
 
 def crop_settings_from(args: argparse.Namespace) -> CropSettings:
     """Build :class:`CropSettings` from the options of :func:`add_crop_options`."""
     return CropSettings(size=args.crop_size, margin=args.margin, rotate=not args.no_rotate,
-                        mirror=args.mirror, mask=args.mask)
+                        mirror=args.mirror, mask=args.mask, fill=args.fill)
 
 
 def add_engine_options(parser: argparse.ArgumentParser, work: str, workers: bool = True) -> None:

@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--group-by", metavar="REGEX",
                      help="a file's group is what the (capture groups) of REGEX match in its name, e.g. '^(Set\\d)_' "
                           "(default: the session, the name's prefix before _pic, as in 996_pic00012.jpg)")
+    imp.add_argument("--retry-missed", action="store_true",
+                     help="search again the photos an earlier import of this dataset found no hand in, and add the "
+                          "hands found (a photo without a hand is now searched again inside a black border, which "
+                          "finds most close-ups; earlier imports did not)")
     add_engine_options(parser, "import detection")
     add_hand_options(parser)
     add_crop_options(parser)
@@ -113,7 +117,8 @@ def run_import(args: argparse.Namespace) -> int:
     grouping = (GroupRule("constant", args.group) if args.group else
                 GroupRule("regex", args.group_by) if args.group_by else GroupRule())
     options = ImportOptions(parse_label_map(args.map), Review.read(args.review) if args.review else Review(), grouping,
-                            engine_from(args), args.hand_model, args.num_hands, args.stride or 5)
+                            engine_from(args), args.hand_model, args.num_hands, args.stride or 5,
+                            args.retry_missed)
     # A bad --from, --map, --review, --group-by or --hand-model fails before --data is created.
     options.review.check_files({t.relative for t in scan(args.from_dir, options.label_map, grouping)})
     check_landmarker(args.hand_model)

@@ -11,7 +11,8 @@ import sys
 from dataclasses import replace
 from typing import Sequence
 
-from pipeline.cli_options import add_data_options, at_least, data_spec_from, positive
+from pipeline.cli_options import add_data_options, add_fill_option, at_least, data_spec_from, positive
+from pipeline.data.load import dataset_settings
 from pipeline.data.spec import load_data
 from pipeline.errors import run_command
 from pipeline.lenet.model import VARIANTS
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  python -m pipeline.train --data data/fingers --model lenet5 --out runs/fingers\n"
                "  python -m pipeline.train --data data/fingers --data data/sign_digits --out runs/two-sets\n"
+               "  python -m pipeline.train --data data/fingers --fill mask --out runs/silhouettes\n"
                "  python -m pipeline.train --mnist ../shared/data/mnist --out runs/mnist --epochs 10\n"
                "  python -m pipeline.train --signmnist ../shared/data/signmnist/sign_mnist_test.csv.gz --out runs/sign\n"
                f"models: {', '.join(VARIANTS)}",
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=d.seed, metavar="S", help="seed of the split and of the first member (default: 0)")
     parser.add_argument("--ensemble", type=at_least(1), default=1, metavar="K", help="train K seeds and average them (default: 1)")
     parser.add_argument("--no-augment", action="store_true", help="train on the crops as they are")
+    add_fill_option(parser.add_argument_group("crop settings (the datasets' crops are re-rendered to them)"), None)
     parser.add_argument("--val-groups", nargs="+", metavar="G", help="groups for validation (default: chosen by seed)")
     parser.add_argument("--test-groups", nargs="+", metavar="G", help="groups for test (default: chosen by seed)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (the same command, "
@@ -61,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     spec = data_spec_from(args)
-    data = load_data(spec, progress=not args.quiet)
+    settings = dataset_settings(spec.paths[0], fill=args.fill) if args.fill and spec.hands else None
+    data = load_data(spec, settings, progress=not args.quiet)
     config = replace(TrainConfig(), epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
                      lr=args.lr, seed=args.seed, **({"augment": NO_AUGMENT} if args.no_augment or not spec.hands else {}))
     split = make_split(data, args.val_groups, args.test_groups, seed=args.seed)

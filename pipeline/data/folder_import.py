@@ -56,6 +56,7 @@ class ImportOptions:
     hand_model: str | None = None
     num_hands: int = 2
     stride: int = 5
+    retry_missed: bool = False  # search again the files an earlier import found no hand in
 
 
 def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOptions = ImportOptions(),
@@ -64,7 +65,9 @@ def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOption
 
     Every hand found is saved (a photo with two hands gives two samples), under its folder's label
     or the review's decision (a dropped file is not even detected). Files already in the dataset
-    are skipped before detection, so a re-run after an interruption continues.
+    are skipped before detection, so a re-run after an interruption continues; with
+    ``options.retry_missed``, the files an earlier import found no hand in are searched again (a newer
+    detection step may find one) and their hands appended.
     """
     from tqdm import tqdm
 
@@ -80,7 +83,7 @@ def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOption
         status = writer.file_status(task.relative)
         if label is None:
             counts["dropped"] += 1
-        elif status:
+        elif status and not (options.retry_missed and status == "no_hand"):
             counts["skipped"] += 1
             counts[status] += 1
         else:

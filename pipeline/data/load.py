@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.data.store import AFFINE_COLUMNS, COLUMNS, INDEX, LANDMARK_COLUMNS, N_LANDMARKS, DatasetMeta, read_meta, read_rows
 from pipeline.errors import UserError
-from pipeline.preprocess.crops import CropSettings, mirrors, rerender, transform_points
+from pipeline.preprocess.crops import CropSettings, crop_points, mirrors, rerender
 from pipeline.preprocess.hands import Hand
 
 if TYPE_CHECKING:  # torch is imported lazily: collecting data does not need it
@@ -77,14 +77,19 @@ def affines_of(index: "pd.DataFrame") -> np.ndarray:
     return index[AFFINE_COLUMNS].to_numpy(np.float64).reshape(-1, 2, 3)
 
 
-#: Settings a dataset's large renders can be re-rendered to: size, mask and the mirror rule.
-RERENDERABLE = ("size", "mask", "bone_width", "mirror")
+#: Settings a dataset's large renders can be re-rendered to: size, mask, fill and the mirror rule.
+RERENDERABLE = ("size", "mask", "bone_width", "fill", "mirror")
+
+
+def dataset_settings(root: str | Path, **changes) -> CropSettings:
+    """The crop settings a dataset folder was made with, with ``changes`` (e.g. ``fill="mask"``) applied."""
+    return replace(read_meta(Path(root)).settings, **changes)
 
 
 def load_dataset(root: str | Path, settings: CropSettings | None = None, progress: bool = False) -> Dataset:
     """Load a dataset folder into memory.
 
-    With ``settings`` that differ from the dataset's in size, mask or mirror rule only, the crops
+    With ``settings`` that differ from the dataset's in size, mask, fill or mirror rule only, the crops
     are re-rendered from the stored large renders (a hand the other rule mirrors is flipped).
     Results are cached in memory (keyed by the index file's size and time) and the crops on disk,
     packed by shards of rows (keyed by the rows' content), so a second load reads no PNG: in
@@ -244,9 +249,9 @@ def _render(root: Path, rows: list[dict], index: "pd.DataFrame", saved: CropSett
             raise UserError(f"{path}: missing or unreadable crop listed in {root / INDEX}; restore it or remove its row")
         if use_large:
             big = image.shape[0]
-            points = transform_points(affines[j] * (big / saved.size), marks[j, :, :2])
+            points = crop_points(affines[j] * (big / saved.size), marks[j])
             if flips[j]:  # the other mirror rule: the render is the mirror image, about the square's centre
-                image, points = np.ascontiguousarray(image[:, ::-1]), np.stack([big - points[:, 0], points[:, 1]], 1)
+                image, points = np.ascontiguousarray(image[:, ::-1]), np.column_stack([big - points[:, 0], points[:, 1:]])
             image = rerender(image, points, settings)
         images[j] = image
         bar.update()

@@ -298,7 +298,10 @@ class DatasetWriter:
         return self._files.get(source)
 
     def mark_file(self, source: str, status: str) -> None:
-        """Record that every sample of an imported file is saved (so a re-import skips it)."""
+        """Record that every sample of an imported file is saved (so a re-import skips it); a status already
+        recorded is not written again (a file searched again and still without a hand)."""
+        if self._files.get(source) == status:
+            return
         with open(self.files_path, "a", encoding="utf-8", newline="") as f:
             buffer = io.StringIO()
             csv.writer(buffer, lineterminator="\n").writerow([source, status])

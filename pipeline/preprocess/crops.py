@@ -23,8 +23,14 @@ from pipeline.preprocess.hands import HAND_CONNECTIONS, MIDDLE_MCP, PALM, WRIST,
 MASKS = ("none", "hull", "bones")
 #: How a hand is mirrored before it is cropped (see :func:`mirrors`).
 MIRRORS = ("chirality", "handedness", "none")
-#: 2: ``mirror`` (a rule) replaced ``mirror_left`` (handedness or nothing); version-1 settings still load.
-CROP_VERSION = 2
+#: What a masked crop shows of the hand: the photo's gray levels, the mask alone, or the mask shaded by the
+#: landmarks' depth (see :class:`CropSettings`).
+FILLS = ("image", "mask", "depth")
+#: ``fill="depth"``: the gray level of a bone at the wrist's depth, its change per palm length nearer the camera,
+#: and the range it is clipped to (the background stays 0).
+DEPTH_GRAY, DEPTH_GAIN, DEPTH_RANGE = 150.0, 120.0, (40.0, 255.0)
+#: 2: ``mirror`` (a rule) replaced ``mirror_left`` (handedness or nothing). 3: ``fill``. Older settings still load.
+CROP_VERSION = 3
 INDEX_MCP, PINKY_MCP = 5, 17
 
 
@@ -46,6 +52,12 @@ class CropSettings:
             gaps from the fingertips down to where the fingers meet).
         bone_width: bone thickness for ``mask="bones"``, as a fraction of the palm length
             (wrist to middle-finger base).
+        fill: what the crop shows inside the mask: ``"image"``, the photo's gray levels; ``"mask"``,
+            the mask alone (a silhouette drawn from the landmarks), which carries the hand's shape and
+            nothing of its skin, light or camera; or ``"depth"`` (``mask="bones"`` only), the palm and
+            each finger bone drawn from the 21 landmarks, brighter the nearer MediaPipe puts it to the
+            camera, nearer ones over farther ones (see :func:`depth_render`), so a finger bent toward
+            the camera is told from one held up.
         render_scale: the crop is warped at ``size * render_scale`` pixels, masked, then reduced
             with area interpolation; the large render is what datasets keep for re-rendering.
         version: the crop code's version; a checkpoint from a newer one is refused.
@@ -58,6 +70,7 @@ class CropSettings:
     mask: str = "bones"
     bone_width: float = 0.25
     render_scale: int = 4
+    fill: str = "image"
     version: int = CROP_VERSION
 
     def __post_init__(self) -> None:
@@ -65,6 +78,12 @@ class CropSettings:
             raise UserError(f"unknown mirror rule {self.mirror!r}; choose one of {', '.join(MIRRORS)}")
         if self.mask not in MASKS:
             raise UserError(f"unknown crop mask {self.mask!r}; choose one of {', '.join(MASKS)}")
+        if self.fill not in FILLS:
+            raise UserError(f"unknown crop fill {self.fill!r}; choose one of {', '.join(FILLS)}")
+        if self.fill == "mask" and self.mask == "none":
+            raise UserError("a crop filled with its mask needs a mask; choose --mask bones or hull")
+        if self.fill == "depth" and self.mask != "bones":
+            raise UserError(f"a depth-shaded crop is drawn bone by bone; it needs --mask bones, not {self.mask}")
         if not 8 <= self.size <= 512:
             raise UserError(f"crop size {self.size} is out of range; use 8 to 512 pixels")
         if not 0 <= self.margin <= 2:
@@ -94,6 +113,8 @@ class CropSettings:
         if "mirror_left" in values and "mirror" not in values:  # version 1: mirrored by handedness, or not at all
             values["mirror"] = "handedness" if values.pop("mirror_left") else "none"
             values["version"] = CROP_VERSION  # the same crops, described by this version's fields
+        if values.get("version", CROP_VERSION) == 2 and "fill" not in values:  # version 2 filled with the image
+            values["version"] = CROP_VERSION
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -218,9 +239,61 @@ def hand_mask(points: np.ndarray, kind: str, size: int, bone_width: float) -> np
     return mask
 
 
-def finish_crop(large: np.ndarray, mask: np.ndarray | None, size: int) -> np.ndarray:
-    """Mask a large render and reduce it to ``size`` with area interpolation."""
-    if mask is not None:
+def crop_points(affine: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(21, 3) landmarks in the pixels of the crop an ``affine`` makes: x, y mapped, z scaled as x and y are."""
+    landmarks = np.asarray(landmarks, np.float64)
+    scale = np.sqrt(abs(np.linalg.det(np.asarray(affine, np.float64)[:, :2])))
+    return np.column_stack([transform_points(affine, landmarks[:, :2]), landmarks[:, 2] * scale])
+
+
+def depth_render(points: np.ndarray, size: int, bone_width: float) -> np.ndarray:
+    """The ``fill="depth"`` image (uint8, ``size`` square) from (21, 3) landmarks already in its pixels.
+
+    The palm polygon and each finger bone are drawn as the bone mask draws them, each in one gray level:
+    :data:`DEPTH_GRAY` at the wrist's depth, :data:`DEPTH_GAIN` brighter per palm length nearer the camera
+    (MediaPipe's z), clipped to :data:`DEPTH_RANGE`; farther parts are drawn first, so nearer ones cover them.
+    """
+    image = np.zeros((size, size), np.uint8)
+    shift = 4  # draw with 1/16 px precision
+    pts = np.round((points[:, :2] - 0.5) * (1 << shift)).astype(np.int32)
+    palm_len = float(np.linalg.norm(points[MIDDLE_MCP, :2] - points[WRIST, :2])) + 1e-6
+    width = max(1, int(round(bone_width * palm_len)))
+    near = -(points[:, 2] - points[WRIST, 2]) / palm_len  # MediaPipe's z falls toward the camera
+
+    def gray(nearness: float) -> int:
+        return int(np.clip(DEPTH_GRAY + DEPTH_GAIN * nearness, *DEPTH_RANGE))
+
+    parts = [(float(near[list(PALM)].mean()), None)]
+    parts += [(float(near[a] + near[b]) / 2, (a, b)) for a, b in HAND_CONNECTIONS if not (a in PALM and b in PALM)]
+    for nearness, bone in sorted(parts, key=lambda part: part[0]):  # farthest first
+        if bone is None:
+            cv2.fillPoly(image, [pts[list(PALM)]], gray(nearness), cv2.LINE_AA, shift)
+            continue
+        a, b = bone
+        cv2.line(image, tuple(pts[a]), tuple(pts[b]), gray(nearness), width, cv2.LINE_AA, shift)
+        cv2.circle(image, tuple(pts[b]), width // 2, gray(near[b]), -1, cv2.LINE_AA, shift)  # a round joint, tip
+    return image
+
+
+def fill_crop(large: np.ndarray | None, points: np.ndarray, settings: CropSettings) -> tuple[np.ndarray, np.ndarray | None]:
+    """The crop of a large render and the mask it used, from (21, 3) landmarks in the render's pixels
+    (:func:`crop_points`), by ``settings``' mask and fill; ``large`` may be None for the fills drawn from the
+    landmarks alone (``mask``, ``depth``)."""
+    if large is None and settings.fill == "image":
+        raise ValueError("an image-filled crop needs the large render")
+    big = settings.render_size if large is None else large.shape[0]
+    mask = hand_mask(points, settings.mask, big, settings.bone_width)
+    if settings.fill == "depth":
+        return finish_crop(depth_render(points, big, settings.bone_width), None, settings.size), mask
+    return finish_crop(mask if large is None else large, mask, settings.size, settings.fill), mask
+
+
+def finish_crop(large: np.ndarray, mask: np.ndarray | None, size: int, fill: str = "image") -> np.ndarray:
+    """Mask a large render (or, for ``fill="mask"``, take the mask itself) and reduce it to ``size`` with area
+    interpolation."""
+    if fill == "mask" and mask is not None:
+        large = mask
+    elif mask is not None:
         large = ((large.astype(np.uint16) * mask + 127) // 255).astype(np.uint8)
     if large.shape[0] == size:
         return large
@@ -258,21 +331,24 @@ def crop_hand(frame_bgr: np.ndarray, hand: Hand, settings: CropSettings = CropSe
     affine_big = hand_affine(hand.landmarks, mirror, settings, big)
     patch = warp(frame_bgr, affine_big, (big, big))
     large = patch if patch.ndim == 2 else cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
-    mask = hand_mask(transform_points(affine_big, hand.landmarks[:, :2]), settings.mask, big, settings.bone_width)
-    image = finish_crop(large, mask, settings.size)
+    image, mask = fill_crop(large, crop_points(affine_big, hand.landmarks), settings)
     affine = affine_big.copy()
     affine /= settings.render_scale
     return Crop(image, affine, large, mask, settings, mirror)
 
 
 def rerender(large: np.ndarray, landmarks_in_large: np.ndarray, settings: CropSettings) -> np.ndarray:
-    """Re-make a crop from a stored large render with another size or mask (same rotation/mirror)."""
-    big = large.shape[0]
-    mask = hand_mask(landmarks_in_large, settings.mask, big, settings.bone_width)
-    return finish_crop(large, mask, settings.size)
+    """Re-make a crop from a stored large render with another size, mask or fill (same rotation/mirror), from
+    (21, 3) landmarks in the render's pixels (:func:`crop_points`; (21, 2) do for fills other than depth)."""
+    points = np.asarray(landmarks_in_large, np.float64)
+    if points.shape[1] == 2:
+        if settings.fill == "depth":
+            raise ValueError("a depth-shaded crop needs the landmarks' z")
+        points = np.column_stack([points, np.zeros(len(points))])
+    return fill_crop(large, points, settings)[0]
 
 
 __all__ = [
-    "Crop", "CropSettings", "MASKS", "MIRRORS", "crop_hand", "looks_left", "mirrors", "finish_crop", "hand_affine", "hand_mask", "invert_affine",
-    "rerender", "transform_points", "warp",
+    "Crop", "CropSettings", "FILLS", "MASKS", "MIRRORS", "crop_hand", "crop_points", "depth_render", "fill_crop", "finish_crop",
+    "hand_affine", "hand_mask", "invert_affine", "looks_left", "mirrors", "rerender", "transform_points", "warp",
 ]

@@ -14,7 +14,7 @@ import os
 import sys
 import weakref
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,6 +41,9 @@ HAND_CONNECTIONS: tuple[tuple[int, int], ...] = (
 #: The palm polygon: wrist and the four finger bases, plus the thumb's base.
 PALM = (0, 1, 5, 9, 13, 17)
 WRIST, MIDDLE_MCP = 0, 9
+#: The black border a photo with no hand found is searched in again, as a fraction of its longer side
+#: (see :meth:`HandDetector.detect`); 0 turns the second search off.
+PHOTO_BORDER = 0.5
 
 
 @dataclass(frozen=True)
@@ -217,13 +220,27 @@ class HandDetector:
 
         In VIDEO mode ``timestamp_ms`` is required; a repeated or earlier value is moved forward
         by 1 ms, since MediaPipe refuses timestamps that do not increase.
+
+        In IMAGE mode, a photo in which no hand is found is searched again inside a black border of
+        :data:`PHOTO_BORDER` times its longer side: MediaPipe's palm detector misses most hands that
+        fill the photo (close-ups), and finds them once they are smaller in the frame. The landmarks
+        are given in the photo's own pixels either way.
         """
+        if self.video and timestamp_ms is None:
+            raise ValueError("VIDEO mode needs a timestamp for each frame")
+        hands = self._detect(image_bgr, timestamp_ms)
+        if hands or self.video or not PHOTO_BORDER:
+            return hands
+        border = int(round(PHOTO_BORDER * max(image_bgr.shape[:2])))
+        framed = cv2.copyMakeBorder(image_bgr, border, border, border, border, cv2.BORDER_CONSTANT, value=0)
+        return [replace(h, landmarks=h.landmarks - np.array([border, border, 0], np.float32))
+                for h in self._detect(framed, None)]
+
+    def _detect(self, image_bgr: np.ndarray, timestamp_ms: int | None) -> list[Hand]:
         import mediapipe as mp
 
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
-        if self.video and timestamp_ms is None:
-            raise ValueError("VIDEO mode needs a timestamp for each frame")
         # The first call logs a few native warnings too.
         with contextlib.nullcontext() if self._warmed else _quiet_native_logs():
             if self.video:

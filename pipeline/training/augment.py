@@ -4,7 +4,8 @@ Each transform imitates a way another person's hand, camera or room differs from
 photos: hand angle and size (affine), lighting and skin tone (brightness, contrast, gamma),
 camera resolution (blur by down- and up-sampling), occlusion (erasing), and viewpoint: fingers that
 point toward the camera look shorter (squash along the hand's upright axis) and a hand seen from
-the side leans (shear).
+the side leans (shear). How another person holds the fingers (together or spread) is drawn into
+copies of the crops before training (:mod:`pipeline.training.finger_poses`).
 """
 
 from __future__ import annotations
@@ -30,12 +31,19 @@ class AugmentConfig:
     erase_prob: float = 0.25
     squash: float = 0.0  # the upright axis scaled by [1 - squash, 1]: foreshortened fingers
     shear: float = 0.0  # horizontal shear in [-shear, shear]
+    # Finger-pose copies (pipeline.training.finger_poses): each training crop drawn again this many times
+    # from its landmarks, the fingers' angles to the palm's axis scaled by [pose_low, pose_high] (held
+    # together to spread) and each turned by N(0, pose_jitter_deg). Only for crops drawn from the landmarks.
+    pose_copies: int = 2
+    pose_low: float = 0.4
+    pose_high: float = 1.2
+    pose_jitter_deg: float = 5.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:

@@ -24,6 +24,7 @@ from pipeline.files import atomic_write_text, check_writable, display_path
 from pipeline.lenet.checkpoint import make_checkpoint, save_checkpoint
 from pipeline.lenet.model import LeNet, build_model, count_macs, count_parameters
 from pipeline.training.calibration import answers, fit_temperature, none_scores, plot_reliability, reliability
+from pipeline.training.finger_poses import pose_copies
 from pipeline.training.loop import EpochRecord, TrainConfig, accuracy, predict_logits, to_float, train_model
 from pipeline.training.reports import confusion, per_class_table, plot_confusion, plot_curves
 
@@ -237,6 +238,9 @@ def train_member(data: Dataset, split: Split, model_name: str, config: TrainConf
             on_epoch(k, record)
 
     train, val = split_tensors(data, split.train), split_tensors(data, split.val)
+    copies = pose_copies(data, split.train, config.augment, seed)  # drawn again per member: each its own poses
+    if copies is not None:
+        train = (torch.cat([train[0], copies]), train[1].repeat(1 + config.augment.pose_copies))
     history, best = train_model(model, train, val, replace(config, seed=seed), progress=progress,
                                 on_epoch=save_resume, start_epoch=start_epoch, state=state)
     rows = [{"member": k, **asdict(r)} for r in history]

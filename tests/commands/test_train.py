@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pipeline.lenet.checkpoint import read_checkpoint
 
 FINGERS = REPO / "data" / "fingers"
 EPSRC = REPO / "data" / "epsrc"
+ASL = REPO / "data" / "asl_letters"  # twelve groups: enough for a split
 
 
 def test_the_last_line_is_the_test_accuracy_and_a_run_is_never_overwritten(tmp_path: Path) -> None:
@@ -39,6 +41,30 @@ def test_several_datasets_train_one_model_and_the_checkpoint_names_them(tmp_path
     assert data["datasets"] == ["epsrc", "fingers"]
     groups = [g for part in data["split_groups"].values() for g in part]
     assert {g.split("/")[0] for g in groups} == {"fingers", "epsrc"}  # two datasets' sessions never merge
+
+
+def test_fill_depth_trains_on_crops_drawn_from_the_landmarks_with_pose_copies(tmp_path: Path) -> None:
+    """--fill depth: the checkpoint's crops are the depth-shaded ones (what evaluate and the demo will make), and
+    the recipe has its finger-pose copies; a recording's own crops are not changed."""
+    from pipeline.data.load import dataset_settings, load_dataset
+    from pipeline.lenet.checkpoint import load_model
+
+    out = tmp_path / "depth"
+    code, stdout, err = run_main(train, "--data", str(ASL), "--fill", "depth", "--out", str(out), "--epochs", "1", "--quiet")
+    assert code == 0, err
+    model = load_model(out / "model.pt")
+    assert model.crop_settings == dataset_settings(ASL, fill="depth")
+    assert json.loads((out / "run.json").read_text())["train"]["augment"]["pose_copies"] == 2
+    assert load_dataset(ASL).settings.fill == "image"
+
+
+def hull_dataset(tmp_path: Path) -> Path:
+    hull = tmp_path / "hull"
+    shutil.copytree(EPSRC, hull, ignore=shutil.ignore_patterns(".cache", ".lock"))
+    meta = json.loads((hull / "dataset.json").read_text())
+    meta["crop_settings"]["mask"] = "hull"
+    (hull / "dataset.json").write_text(json.dumps(meta))
+    return hull
 
 
 def one_class(tmp_path: Path) -> Path:
@@ -66,6 +92,7 @@ def missing_crop(tmp_path: Path) -> Path:
     (lambda t: ["--data", str(FINGERS), "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
     (lambda t: ["--data", str(FINGERS), "--ensemble", "x"], "argument --ensemble: 'x' is not an integer"),
     (lambda t: [], "no data given"),
+    (lambda t: ["--data", str(hull_dataset(t)), "--fill", "depth"], "needs --mask bones, not hull"),
 ])
 def test_bad_inputs_give_one_clear_line(tmp_path: Path, args, message) -> None:
     code, out, err = run_main(train, *args(tmp_path), "--out", str(tmp_path / "o"), "--quiet")

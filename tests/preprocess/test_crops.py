@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from pipeline.preprocess.crops import (
     CROP_VERSION,
     CropSettings,
     crop_hand,
+    crop_points,
     invert_affine,
     looks_left,
     rerender,
@@ -29,6 +31,7 @@ SETTINGS = [
     dataclasses.replace(DEFAULT, rotate=False),
     dataclasses.replace(DEFAULT, margin=0.0, mask="none"),
     dataclasses.replace(DEFAULT, size=64, margin=0.4, mask="hull", render_scale=2),
+    dataclasses.replace(DEFAULT, fill="depth"),
 ]
 
 
@@ -179,8 +182,9 @@ def _assert_same_crop_of_mirrored_frame(crop, other, width: int) -> None:
 
 
 @pytest.mark.parametrize("settings", [DEFAULT, dataclasses.replace(DEFAULT, mirror="handedness"),
-                                      dataclasses.replace(DEFAULT, rotate=False, mask="hull")],
-                         ids=["chirality", "handedness", "upright-hull"])
+                                      dataclasses.replace(DEFAULT, rotate=False, mask="hull"),
+                                      dataclasses.replace(DEFAULT, fill="depth")],
+                         ids=["chirality", "handedness", "upright-hull", "depth"])
 def test_mirroring_the_whole_frame_leaves_the_crop_unchanged(all_hands, settings):
     """A mirrored frame (a selfie view): every hand looks the other way and MediaPipe names it the other hand."""
     for photo, hand in all_hands:
@@ -283,18 +287,68 @@ def test_settings_json_round_trip_and_refusals():
     old = {k: v for k, v in values.items() if k != "mirror"} | {"version": 1}
     assert CropSettings.from_dict({**old, "mirror_left": True}) == dataclasses.replace(DEFAULT, mirror="handedness")
     assert CropSettings.from_dict({**old, "mirror_left": False}) == dataclasses.replace(DEFAULT, mirror="none")
+    # Version 2 (before the fill): the crops showed the image.
+    two = {k: v for k, v in values.items() if k != "fill"} | {"version": 2}
+    assert CropSettings.from_dict(two) == dataclasses.replace(DEFAULT, fill="image")
+    with pytest.raises(UserError, match="'paint'"):
+        CropSettings(fill="paint")
+    with pytest.raises(UserError, match="needs a mask"):
+        CropSettings(fill="mask", mask="none")
+    with pytest.raises(UserError, match="needs --mask bones, not hull"):
+        CropSettings(fill="depth", mask="hull")
 
 
 def test_rerender_from_the_large_crop(all_hands):
     for photo, hand in all_hands:
         crop = crop_hand(photo.image, hand, DEFAULT)
-        in_large = transform_points(crop.affine * DEFAULT.render_scale, hand.landmarks[:, :2])
+        in_large = crop_points(crop.affine * DEFAULT.render_scale, hand.landmarks)
         again = rerender(crop.large, in_large, DEFAULT)
         assert np.abs(again.astype(int) - crop.image).max() <= 1
         # Another mask, or another size from the same 112 px render, equals cropping the photo that way.
         for other in (dataclasses.replace(DEFAULT, mask="hull"), dataclasses.replace(DEFAULT, mask="none"),
-                      dataclasses.replace(DEFAULT, size=14, render_scale=8)):
+                      dataclasses.replace(DEFAULT, size=14, render_scale=8), dataclasses.replace(DEFAULT, fill="mask"),
+                      dataclasses.replace(DEFAULT, fill="depth")):
             direct = crop_hand(photo.image, hand, other)
             assert np.abs(rerender(crop.large, in_large, other).astype(int) - direct.image).max() <= 1
         hull = rerender(crop.large, in_large, dataclasses.replace(DEFAULT, mask="hull"))
         assert np.abs(hull.astype(int) - crop.image).sum() > 500  # a different mask does change the crop
+
+
+def test_a_mask_filled_crop_is_the_silhouette_whatever_the_light(all_hands):
+    """fill="mask": the crop is the bone mask reduced to 28 px, the same for the photo at half its brightness,
+    where the image-filled crop halves; inside the hand the silhouette is white, outside black."""
+    silhouette = dataclasses.replace(DEFAULT, fill="mask")
+    for photo, hand in all_hands:
+        crop = crop_hand(photo.image, hand, silhouette)
+        assert np.array_equal(crop.image, cv2.resize(crop.mask, (28, 28), interpolation=cv2.INTER_AREA))
+        dim = (photo.image // 2).astype(np.uint8)
+        assert np.array_equal(crop_hand(dim, hand, silhouette).image, crop.image)
+        shown = crop_hand(photo.image, hand, DEFAULT).image.astype(float)
+        halved = crop_hand(dim, hand, DEFAULT).image.astype(float)
+        assert abs(halved.sum() / shown.sum() - 0.5) < 0.02
+        inside = crop.mask[::4, ::4] == 255
+        assert (crop.image[inside] >= 250).mean() > 0.8 and (crop.image[crop.mask[::4, ::4] == 0] == 0).mean() > 0.9
+
+
+def test_a_depth_crop_is_drawn_from_the_landmarks_alone_nearer_brighter(all_hands):
+    """fill="depth": the same crop from a black frame as from the photo; the palm at the wrist's depth is
+    DEPTH_GRAY; the index finger moved a palm length toward the camera is DEPTH_GAIN brighter, and drawn
+    over the palm, moved away it is darker."""
+    from pipeline.preprocess.crops import DEPTH_GAIN, DEPTH_GRAY, DEPTH_RANGE
+
+    depth = dataclasses.replace(DEFAULT, fill="depth", size=112, render_scale=1)  # no reduction: exact grays
+    for photo, hand in all_hands:
+        crop = crop_hand(photo.image, hand, depth)
+        assert np.array_equal(crop_hand(np.zeros_like(photo.image), hand, depth).image, crop.image)
+        marks = hand.landmarks.astype(np.float64)
+        flat = marks.copy()
+        flat[:, 2] = marks[WRIST, 2]  # every landmark at the wrist's depth
+        image = crop_hand(photo.image, dataclasses.replace(hand, landmarks=flat.astype(np.float32)), depth).image
+        assert np.median(image[image > 0]) == DEPTH_GRAY
+        palm_len = np.linalg.norm(marks[MIDDLE_MCP, :2] - marks[WRIST, :2])
+        tip = crop_points(crop.affine, marks)[7, :2].astype(int)  # between the index finger's last two joints
+        for step, sign in ((-palm_len, 1), (palm_len, -1)):
+            moved = flat.copy()
+            moved[[6, 7, 8], 2] += step  # MediaPipe's z falls toward the camera
+            shaded = crop_hand(photo.image, dataclasses.replace(hand, landmarks=moved.astype(np.float32)), depth).image
+            assert int(shaded[tip[1], tip[0]]) == int(np.clip(DEPTH_GRAY + sign * DEPTH_GAIN, *DEPTH_RANGE))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import pipeline.preprocess.hands as hands_module
+from helpers import require
 from pipeline.errors import UserError
 from pipeline.preprocess.crops import crop_hand
 from pipeline.preprocess.hands import HAND_MODEL_ENV, HAND_MODEL_SHA256, HandDetector, resolve_landmarker
@@ -220,3 +221,25 @@ def test_a_detector_left_open_is_closed_quietly_at_exit(shipped_model):
                           env={**__import__("os").environ, "GLOG_minloglevel": "2"})
     assert proc.returncode == 0
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr[-1500:]
+
+
+def test_a_close_up_photo_is_found_inside_a_border_in_its_own_pixels(data_dir, detector, monkeypatch):
+    """A hand that fills a 100x100 photo: MediaPipe finds none; framed in black it finds the four, and the
+    landmarks come back in the photo's pixels (equal to the framed photo's, less the border)."""
+    import cv2
+
+    photo = data_dir / "hands_many" / "sign_digits" / "four" / "digit4_IMG_1264.JPG"
+    image = cv2.imread(str(require(photo, "a sign_digits close-up")))
+    monkeypatch.setattr(hands_module, "PHOTO_BORDER", 0.0)
+    assert detector.detect(image) == []
+    monkeypatch.setattr(hands_module, "PHOTO_BORDER", 0.5)
+    (hand,) = detector.detect(image)
+    _check_hand(hand, image.shape[1], image.shape[0])
+    framed = cv2.copyMakeBorder(image, 50, 50, 50, 50, cv2.BORDER_CONSTANT, value=0)
+    monkeypatch.setattr(hands_module, "PHOTO_BORDER", 0.0)
+    (same,) = detector.detect(framed)
+    np.testing.assert_allclose(hand.landmarks, same.landmarks - np.array([50, 50, 0], np.float32), atol=1e-4)
+    # Four fingers up, the thumb folded: four tips beyond their middle joints, seen from the wrist.
+    xy = hand.landmarks[:, :2].astype(np.float64)
+    reach = np.linalg.norm(xy - xy[0], axis=1)
+    assert all(reach[tip] > 1.1 * reach[pip] for tip, pip in zip(TIPS[1:], PIPS[1:]))

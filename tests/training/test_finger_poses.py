@@ -1,0 +1,66 @@
+"""Finger-pose copies: crops drawn again from their landmarks with the fingers held closer or wider."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from helpers import REPO
+from pipeline.data.load import dataset_settings, landmarks_of, load_dataset
+from pipeline.preprocess.hands import MIDDLE_MCP, WRIST
+from pipeline.training.augment import AugmentConfig
+from pipeline.training.finger_poses import FINGERS, pose_copies, spread_fingers
+
+
+@pytest.fixture(scope="module")
+def epsrc_depth():
+    """data/epsrc (two people, 147 crops) drawn with fill="depth"."""
+    root = REPO / "data" / "epsrc"
+    return load_dataset(root, dataset_settings(root, fill="depth"))
+
+
+def _angles(marks: np.ndarray) -> np.ndarray:
+    """Each finger's angle (base to tip) to the palm's axis, in radians."""
+    axis = marks[MIDDLE_MCP, :2] - marks[WRIST, :2]
+    out = []
+    for base, chain in FINGERS:
+        reach = marks[chain[-1], :2] - marks[base, :2]
+        out.append(np.arctan2(axis[0] * reach[1] - axis[1] * reach[0], axis @ reach))
+    return np.array(out)
+
+
+def test_spreading_scales_each_fingers_angle_to_the_palm_and_keeps_the_palm_and_the_bones(epsrc_depth):
+    for marks in landmarks_of(epsrc_depth.index)[:20]:
+        assert np.allclose(spread_fingers(marks, 1.0, np.zeros(5)), marks, atol=1e-9)
+        together = spread_fingers(marks, 0.5, np.zeros(5))
+        np.testing.assert_allclose(_angles(together), 0.5 * _angles(marks), atol=1e-9)
+        turned = spread_fingers(marks, 1.0, np.array([0, 10, 0, 0, -10]))
+        np.testing.assert_allclose(_angles(turned) - _angles(marks), np.deg2rad([0, 10, 0, 0, -10]), atol=1e-9)
+        palm = [0, 1, 5, 9, 13, 17]
+        assert np.array_equal(together[palm], marks[palm]) and np.array_equal(together[:, 2], marks[:, 2])
+        for base, chain in FINGERS:  # every bone keeps its length
+            joints = [base, *chain]
+            before, after = (np.linalg.norm(np.diff(m[joints, :2], axis=0), axis=1) for m in (marks, together))
+            np.testing.assert_allclose(after, before, rtol=1e-9)
+
+
+def test_copies_are_drawn_as_the_crops_are_and_only_from_landmark_drawn_crops(epsrc_depth):
+    """Unchanged poses give back the dataset's own crops, byte for byte; spread poses differ from them; a
+    crop of the photo's pixels gets no copies."""
+    rows = np.arange(0, len(epsrc_depth), 7)
+    same = pose_copies(epsrc_depth, rows, AugmentConfig(pose_copies=2, pose_low=1, pose_high=1, pose_jitter_deg=0), 0)
+    assert tuple(same.shape) == (2 * len(rows), 1, 28, 28)
+    assert np.array_equal(same.numpy(), np.concatenate([epsrc_depth.images[rows].numpy()] * 2))
+    moved = pose_copies(epsrc_depth, rows, AugmentConfig(), 0).numpy().reshape(2, len(rows), 28, 28)
+    changed = np.abs(moved.astype(int) - epsrc_depth.images[rows, 0].numpy()).sum((2, 3))
+    assert (changed > 255).mean() > 0.9  # nearly every copy is another pose
+    assert not np.array_equal(moved[0], moved[1])
+    assert np.array_equal(pose_copies(epsrc_depth, rows, AugmentConfig(), 0).numpy().reshape(2, len(rows), 28, 28), moved)
+    silhouettes = replace(epsrc_depth, images=load_dataset(REPO / "data" / "epsrc", replace(epsrc_depth.settings, fill="mask")).images,
+                          settings=replace(epsrc_depth.settings, fill="mask"))
+    plain = pose_copies(silhouettes, rows, AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0), 0)
+    assert np.array_equal(plain.numpy(), silhouettes.images[rows].numpy())
+    photo = load_dataset(REPO / "data" / "epsrc")
+    assert photo.settings.fill == "image" and pose_copies(photo, rows, AugmentConfig(), 0) is None
