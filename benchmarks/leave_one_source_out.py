@@ -34,6 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
 
+from pipeline.cli_options import at_least  # noqa: E402
 from pipeline.data.load import Dataset, concat_datasets, landmarks_of, load_dataset  # noqa: E402
 from pipeline.labels import NONE_LABEL  # noqa: E402
 from pipeline.lenet.checkpoint import load_model  # noqa: E402
@@ -90,12 +91,13 @@ def main() -> None:
     parser.add_argument("--model", default="lenet5")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--members", type=int, default=1, metavar="K", help="train K seeds per fold and average them (pipeline.train --ensemble)")
+    parser.add_argument("--members", type=at_least(1), default=1, metavar="K",
+                        help="train K seeds per fold and average them (pipeline.train --ensemble)")
     parser.add_argument("--turned", type=int, default=0, metavar="N", help="photos per source through the whole path, turned")
     parser.add_argument("--no-mlp", action="store_true", help="skip the landmark-MLP baseline")
     parser.add_argument("--mirror", choices=MIRRORS, help="re-render every source with this mirror rule (default: as made)")
     parser.add_argument("--fill", choices=FILLS, help="re-render every source with this crop fill (default: as made)")
-    parser.add_argument("--pose-copies", type=int, metavar="N",
+    parser.add_argument("--pose-copies", type=at_least(0), metavar="N",
                         help="finger-pose copies per training crop, for fills drawn from the landmarks (default: the training default)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     args = parser.parse_args()

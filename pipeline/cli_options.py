@@ -115,11 +115,13 @@ def add_crop_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_fill_option(group, default: str | None) -> None:
-    """``--fill image|mask``: what a crop shows inside its mask (re-rendered from a dataset's large renders)."""
+    """``--fill image|mask|depth``: what a crop shows inside its mask (re-rendered from a dataset's large renders)."""
     then = f"default: {default}" if default else "default: as the first dataset was made"
     group.add_argument("--fill", choices=FILLS, default=default,
-                       help=f"what a crop shows inside the mask: image (the photo's gray levels) or mask (the hand's "
-                            f"silhouette alone, nothing of skin, light or camera; {then})")
+                       help="what a crop shows inside the mask: image (the photo's gray levels), mask (the hand's "
+                            "silhouette alone) or depth (the palm and finger bones drawn from the landmarks, brighter "
+                            f"the nearer the camera; needs --mask bones); mask and depth keep nothing of skin, light "
+                            f"or camera ({then})")
 
 
 def crop_settings_from(args: argparse.Namespace) -> CropSettings:

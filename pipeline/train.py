@@ -14,7 +14,7 @@ from typing import Sequence
 from pipeline.cli_options import add_data_options, add_fill_option, at_least, data_spec_from, positive
 from pipeline.data.load import dataset_settings
 from pipeline.data.spec import load_data
-from pipeline.errors import run_command
+from pipeline.errors import UserError, run_command
 from pipeline.lenet.model import VARIANTS
 from pipeline.training.augment import NO_AUGMENT
 from pipeline.training.loop import TrainConfig
@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     spec = data_spec_from(args)
-    settings = dataset_settings(spec.paths[0], fill=args.fill) if args.fill and spec.hands else None
+    if args.fill and not spec.hands:
+        raise UserError(f"--fill is for hand crops made by collect, not for {spec.kind}; leave it out")
+    settings = dataset_settings(spec.paths[0], fill=args.fill) if args.fill else None
     data = load_data(spec, settings, progress=not args.quiet)
     config = replace(TrainConfig(), epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
                      lr=args.lr, seed=args.seed, **({"augment": NO_AUGMENT} if args.no_augment or not spec.hands else {}))

@@ -183,6 +183,9 @@ def _load_cached(root_text: str, size: int, mtime_ns: int, meta: DatasetMeta, se
     images = _packed_images(root, rows, index, meta.settings, settings, progress)
     if settings.mirror != meta.settings.mirror:
         index = _remirrored(index, meta.settings, settings)
+    if settings.size != meta.settings.size:  # the affines then map onto the crops as loaded
+        index = index.copy()
+        index[AFFINE_COLUMNS] = index[AFFINE_COLUMNS].to_numpy() * (settings.size / meta.settings.size)
     labels = np.array(index["label"].map({name: i for i, name in enumerate(label_names)}), np.int64)
     return Dataset(
         torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels), index["group"].to_numpy(str),

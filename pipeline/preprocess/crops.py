@@ -249,9 +249,10 @@ def crop_points(affine: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 def depth_render(points: np.ndarray, size: int, bone_width: float) -> np.ndarray:
     """The ``fill="depth"`` image (uint8, ``size`` square) from (21, 3) landmarks already in its pixels.
 
-    The palm polygon and each finger bone are drawn as the bone mask draws them, each in one gray level:
-    :data:`DEPTH_GRAY` at the wrist's depth, :data:`DEPTH_GAIN` brighter per palm length nearer the camera
-    (MediaPipe's z), clipped to :data:`DEPTH_RANGE`; farther parts are drawn first, so nearer ones cover them.
+    The palm (its polygon, edges and joints) and each finger bone are drawn as the bone mask draws them, so the
+    lit pixels are the mask's, each part in one gray level: :data:`DEPTH_GRAY` at the wrist's depth,
+    :data:`DEPTH_GAIN` brighter per palm length nearer the camera (MediaPipe's z), clipped to
+    :data:`DEPTH_RANGE`; farther parts are drawn first, so nearer ones cover them.
     """
     image = np.zeros((size, size), np.uint8)
     shift = 4  # draw with 1/16 px precision
@@ -266,8 +267,14 @@ def depth_render(points: np.ndarray, size: int, bone_width: float) -> np.ndarray
     parts = [(float(near[list(PALM)].mean()), None)]
     parts += [(float(near[a] + near[b]) / 2, (a, b)) for a, b in HAND_CONNECTIONS if not (a in PALM and b in PALM)]
     for nearness, bone in sorted(parts, key=lambda part: part[0]):  # farthest first
-        if bone is None:
-            cv2.fillPoly(image, [pts[list(PALM)]], gray(nearness), cv2.LINE_AA, shift)
+        if bone is None:  # the palm: polygon, its edges as thick as the bones, round joints, in one gray
+            palm = gray(nearness)
+            cv2.fillPoly(image, [pts[list(PALM)]], palm, cv2.LINE_AA, shift)
+            for a, b in HAND_CONNECTIONS:
+                if a in PALM and b in PALM:
+                    cv2.line(image, tuple(pts[a]), tuple(pts[b]), palm, width, cv2.LINE_AA, shift)
+            for i in PALM:
+                cv2.circle(image, tuple(pts[i]), width // 2, palm, -1, cv2.LINE_AA, shift)
             continue
         a, b = bone
         cv2.line(image, tuple(pts[a]), tuple(pts[b]), gray(nearness), width, cv2.LINE_AA, shift)

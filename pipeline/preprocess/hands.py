@@ -44,6 +44,8 @@ WRIST, MIDDLE_MCP = 0, 9
 #: The black border a photo with no hand found is searched in again, as a fraction of its longer side
 #: (see :meth:`HandDetector.detect`); 0 turns the second search off.
 PHOTO_BORDER = 0.5
+#: The longest side of that framed photo, in pixels: a larger photo is shrunk before it is framed.
+PHOTO_FRAMED_SIDE = 2048
 
 
 @dataclass(frozen=True)
@@ -231,9 +233,13 @@ class HandDetector:
         hands = self._detect(image_bgr, timestamp_ms)
         if hands or self.video or not PHOTO_BORDER:
             return hands
-        border = int(round(PHOTO_BORDER * max(image_bgr.shape[:2])))
-        framed = cv2.copyMakeBorder(image_bgr, border, border, border, border, cv2.BORDER_CONSTANT, value=0)
-        return [replace(h, landmarks=h.landmarks - np.array([border, border, 0], np.float32))
+        # A large photo is framed at most PHOTO_FRAMED_SIDE wide (the palm detector sees 192 px anyway).
+        scale = min(1.0, PHOTO_FRAMED_SIDE / ((1 + 2 * PHOTO_BORDER) * max(image_bgr.shape[:2])))
+        photo = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        border = int(round(PHOTO_BORDER * max(photo.shape[:2])))
+        framed = cv2.copyMakeBorder(photo, border, border, border, border, cv2.BORDER_CONSTANT, value=0)
+        back = np.array([scale, scale, scale], np.float32)
+        return [replace(h, landmarks=(h.landmarks - np.array([border, border, 0], np.float32)) / back)
                 for h in self._detect(framed, None)]
 
     def _detect(self, image_bgr: np.ndarray, timestamp_ms: int | None) -> list[Hand]:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from pipeline.errors import UserError
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -32,12 +34,18 @@ class AugmentConfig:
     squash: float = 0.0  # the upright axis scaled by [1 - squash, 1]: foreshortened fingers
     shear: float = 0.0  # horizontal shear in [-shear, shear]
     # Finger-pose copies (pipeline.training.finger_poses): each training crop drawn again this many times
-    # from its landmarks, the fingers' angles to the palm's axis scaled by [pose_low, pose_high] (held
-    # together to spread) and each turned by N(0, pose_jitter_deg). Only for crops drawn from the landmarks.
+    # from its landmarks, the raised fingers' angles to the palm's axis scaled by [pose_low, pose_high]
+    # (held together to spread) and every finger turned by N(0, pose_jitter_deg). Only for crops drawn
+    # from the landmarks.
     pose_copies: int = 2
     pose_low: float = 0.4
     pose_high: float = 1.2
     pose_jitter_deg: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.pose_copies < 0 or not 0 < self.pose_low <= self.pose_high:
+            raise UserError(f"finger-pose copies need pose_copies >= 0 and 0 < pose_low <= pose_high, got "
+                            f"{self.pose_copies}, {self.pose_low}, {self.pose_high}")
 
     def to_dict(self) -> dict:
         return asdict(self)

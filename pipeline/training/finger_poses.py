@@ -3,9 +3,12 @@
 One person spreads the fingers of a five, another holds them together; either way it is a five. A
 crop drawn from the landmarks alone (``fill="depth"`` or ``"mask"``, see
 :class:`~pipeline.preprocess.crops.CropSettings`) can be drawn again with the fingers turned at their
-bases, which a crop of the photo's pixels cannot. :func:`spread_fingers` scales every finger's angle to
-the palm's axis (wrist to middle-finger base) by one factor, below 1 closer together, and adds a small
-turn of its own; whether a finger is up or folded does not change, so neither does the label.
+bases, which a crop of the photo's pixels cannot. :func:`spread_fingers` scales the angle to the palm's
+axis (wrist to middle-finger base) of every raised finger by one factor, below 1 closer together, and
+adds a small turn of its own to every finger. A finger counts as raised when it points less than 90
+degrees off the axis and is nearly straight (:func:`raised_fingers`); a folded finger and the thumb are
+only turned a little, since scaling their angles would lift them out of the palm. So a raised finger
+stays raised, a folded one folded, and the label holds.
 """
 
 from __future__ import annotations
@@ -24,17 +27,39 @@ FINGERS = ((1, (2, 3, 4)), (5, (6, 7, 8)), (9, (10, 11, 12)), (13, (14, 15, 16))
 DRAWN_FILLS = ("depth", "mask")
 
 
+#: A raised finger's tip is at least this share of the finger's length (its bones end to end) from its base.
+STRAIGHT = 0.8
+
+
+def finger_angles(landmarks: np.ndarray) -> np.ndarray:
+    """(5,) each finger's angle (base to tip, :data:`FINGERS`' order) to the palm's axis, in radians, signed."""
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    axis = xy[MIDDLE_MCP] - xy[WRIST]
+    reach = np.array([xy[chain[-1]] - xy[base] for base, chain in FINGERS])
+    return np.arctan2(axis[0] * reach[:, 1] - axis[1] * reach[:, 0], reach @ axis)
+
+
+def raised_fingers(landmarks: np.ndarray) -> np.ndarray:
+    """(5,) bool: the fingers (never the thumb) within 90 degrees of the palm's axis whose tip is at least
+    :data:`STRAIGHT` of the finger's length from its base."""
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    straight = np.array([np.linalg.norm(xy[chain[-1]] - xy[base])
+                         / max(np.linalg.norm(np.diff(xy[[base, *chain]], axis=0), axis=1).sum(), 1e-9)
+                         for base, chain in FINGERS])
+    raised = (np.abs(finger_angles(xy)) < np.pi / 2) & (straight >= STRAIGHT)
+    raised[0] = False
+    return raised
+
+
 def spread_fingers(landmarks: np.ndarray, factor: float, turns_deg: np.ndarray) -> np.ndarray:
-    """(21, 3) landmarks with each finger turned in the image plane about its base: its angle to the palm's
-    axis scaled by ``factor``, plus ``turns_deg[k]`` for finger k (:data:`FINGERS`' order). Depth is kept."""
+    """(21, 3) landmarks with each finger turned in the image plane about its base by ``turns_deg[k]`` for
+    finger k (:data:`FINGERS`' order), and each raised finger (:func:`raised_fingers`) also by ``factor - 1``
+    times its angle to the palm's axis, so that the angle becomes ``factor`` times as wide. Depth is kept."""
     out = np.array(landmarks, np.float64, copy=True)
     xy = out[:, :2]
-    axis = xy[MIDDLE_MCP] - xy[WRIST]
-    axis_angle = np.arctan2(axis[1], axis[0])
-    for (base, chain), turn in zip(FINGERS, np.deg2rad(turns_deg)):
-        reach = xy[chain[-1]] - xy[base]
-        angle = (np.arctan2(reach[1], reach[0]) - axis_angle + np.pi) % (2 * np.pi) - np.pi
-        by = (factor - 1) * angle + turn
+    angles, raised = finger_angles(xy), raised_fingers(xy)
+    for (base, chain), angle, up, turn in zip(FINGERS, angles, raised, np.deg2rad(turns_deg)):
+        by = ((factor - 1) * angle if up else 0.0) + turn
         c, s = np.cos(by), np.sin(by)
         xy[list(chain)] = (xy[list(chain)] - xy[base]) @ np.array([[c, s], [-s, c]]) + xy[base]
     return out
@@ -61,4 +86,4 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     return torch.from_numpy(out.reshape(-1, 1, settings.size, settings.size))
 
 
-__all__ = ["DRAWN_FILLS", "FINGERS", "pose_copies", "spread_fingers"]
+__all__ = ["DRAWN_FILLS", "FINGERS", "STRAIGHT", "finger_angles", "pose_copies", "raised_fingers", "spread_fingers"]

@@ -43,15 +43,30 @@ def test_several_datasets_train_one_model_and_the_checkpoint_names_them(tmp_path
     assert {g.split("/")[0] for g in groups} == {"fingers", "epsrc"}  # two datasets' sessions never merge
 
 
-def test_fill_depth_trains_on_crops_drawn_from_the_landmarks_with_pose_copies(tmp_path: Path) -> None:
-    """--fill depth: the checkpoint's crops are the depth-shaded ones (what evaluate and the demo will make), and
-    the recipe has its finger-pose copies; a recording's own crops are not changed."""
+def test_fill_depth_trains_on_crops_drawn_from_the_landmarks_with_pose_copies(tmp_path: Path, monkeypatch) -> None:
+    """--fill depth: the checkpoint's crops are the depth-shaded ones (what evaluate and the demo will make), the
+    member trains on its crops and two finger-pose copies of each; a recording's own crops are not changed."""
+    import pipeline.training.run as run
     from pipeline.data.load import dataset_settings, load_dataset
     from pipeline.lenet.checkpoint import load_model
 
+    seen = []
+
+    def train_model(model, train_set, val_set, config, **kwargs):
+        seen.append((len(train_set[0]), len(val_set[0])))
+        return real(model, train_set, val_set, config, **kwargs)
+
+    real = run.train_model
+    monkeypatch.setattr(run, "train_model", train_model)
     out = tmp_path / "depth"
     code, stdout, err = run_main(train, "--data", str(ASL), "--fill", "depth", "--out", str(out), "--epochs", "1", "--quiet")
     assert code == 0, err
+    split = json.loads((out / "run.json").read_text())["split_groups"]
+    groups = load_dataset(ASL).groups
+    n_train = sum(g in split["train"] or f"asl_letters/{g}" in split["train"] for g in groups)
+    assert n_train > 100
+    (trained, _), = seen
+    assert trained == 3 * n_train  # the crops and two copies of each
     model = load_model(out / "model.pt")
     assert model.crop_settings == dataset_settings(ASL, fill="depth")
     assert json.loads((out / "run.json").read_text())["train"]["augment"]["pose_copies"] == 2

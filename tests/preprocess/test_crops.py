@@ -340,6 +340,7 @@ def test_a_depth_crop_is_drawn_from_the_landmarks_alone_nearer_brighter(all_hand
     for photo, hand in all_hands:
         crop = crop_hand(photo.image, hand, depth)
         assert np.array_equal(crop_hand(np.zeros_like(photo.image), hand, depth).image, crop.image)
+        assert ((crop.image > 0) == (crop.mask > 0)).mean() > 0.995  # lit where the bone mask is, nowhere else
         marks = hand.landmarks.astype(np.float64)
         flat = marks.copy()
         flat[:, 2] = marks[WRIST, 2]  # every landmark at the wrist's depth

@@ -243,3 +243,21 @@ def test_a_close_up_photo_is_found_inside_a_border_in_its_own_pixels(data_dir, d
     xy = hand.landmarks[:, :2].astype(np.float64)
     reach = np.linalg.norm(xy - xy[0], axis=1)
     assert all(reach[tip] > 1.1 * reach[pip] for tip, pip in zip(TIPS[1:], PIPS[1:]))
+
+
+def test_a_large_close_up_is_shrunk_before_it_is_framed_and_answered_in_its_own_pixels(data_dir, detector, monkeypatch):
+    """The same close-up at 3,000 px: framed at most PHOTO_FRAMED_SIDE wide (not 6,000), and its landmarks are the
+    100 px photo's times 30, to within 1 % of the side."""
+    import cv2
+
+    photo = data_dir / "hands_many" / "sign_digits" / "four" / "digit4_IMG_1264.JPG"
+    image = cv2.imread(str(require(photo, "a sign_digits close-up")))
+    (small,) = detector.detect(image)
+    framed_sides = []
+    real = detector._detect
+    monkeypatch.setattr(detector, "_detect", lambda img, ms: framed_sides.append(img.shape[:2]) or real(img, ms))
+    big = cv2.resize(image, (3000, 3000), interpolation=cv2.INTER_CUBIC)
+    (hand,) = detector.detect(big)
+    assert framed_sides[0] == (3000, 3000) and max(framed_sides[-1]) <= hands_module.PHOTO_FRAMED_SIDE
+    _check_hand(hand, 3000, 3000)
+    np.testing.assert_allclose(hand.landmarks[:, :2], small.landmarks[:, :2] * 30, atol=30)
