@@ -60,21 +60,32 @@ def window_program(args: list[str], display: str) -> Iterator[tuple[subprocess.P
             process.wait()
 
 
-def screenshot(display: str, window: str, path: Path) -> np.ndarray | None:
-    """The window's pixels (RGB) via Pillow's X grab, saved to ``path``; None where Pillow lacks XCB."""
+def screenshot(display: str, window: str, path: Path, shows: Callable[[np.ndarray], bool] | None = None,
+               seconds: float = 5.0) -> np.ndarray | None:
+    """The window's pixels (RGB) via Pillow's X grab, saved to ``path``; None where Pillow lacks XCB.
+
+    With ``shows``, grabs again until ``shows(pixels)`` holds or ``seconds`` pass, and returns the last grab:
+    an X server without a compositor keeps no copy of a window, so a grab made while the window repaints
+    (after a click, a resize) reads the bare background.
+    """
     try:
         from PIL import ImageGrab, features
     except ImportError:
         return None
     if not features.check("xcb"):
         return None
-    geometry = subprocess.run(["xdotool", "getwindowgeometry", "--shell", window], capture_output=True, text=True,
-                              env={**os.environ, "DISPLAY": display}).stdout
-    g = dict(line.split("=", 1) for line in geometry.split())
-    x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
-    image = ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=display)
-    image.save(path)
-    return np.asarray(image)
+    deadline = time.monotonic() + seconds
+    while True:
+        geometry = subprocess.run(["xdotool", "getwindowgeometry", "--shell", window], capture_output=True,
+                                  text=True, env={**os.environ, "DISPLAY": display}).stdout
+        g = dict(line.split("=", 1) for line in geometry.split())
+        x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+        image = ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=display)
+        pixels = np.asarray(image)
+        if shows is None or shows(pixels) or time.monotonic() > deadline:
+            image.save(path)
+            return pixels
+        time.sleep(0.1)
 
 
 def run_main(module, *args: str) -> tuple[int, str, str]:
