@@ -7,7 +7,6 @@ them, over worker processes or Ray actors (:mod:`pipeline.engines`), and yields 
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import re
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.engines import Engine, as_engine
+from pipeline.engines.processes import map_on_processes
 from pipeline.errors import UserError
 from pipeline.labels import check_label
 from pipeline.preprocess.crops import Crop, CropSettings, crop_hand
@@ -158,7 +158,7 @@ def _init_worker(hand_model: str | None, num_hands: int, settings: CropSettings,
     try:
         _worker["image"] = HandDetector(hand_model, num_hands=num_hands)
     except UserError as e:
-        # Kept for _process to report: a pool restarts a worker whose initializer raises, forever.
+        # Kept for _process to report, as one line: a worker whose initializer raises looks like one that died.
         _worker["image"] = None
         _worker["failed"] = str(e)
 
@@ -235,9 +235,9 @@ def detect_files(tasks: list[Task], settings: CropSettings, engine: Engine | int
                  num_hands: int = 2, stride: int = 5) -> Iterator[FileResult]:
     """Detect and crop the hands of each file, in file order, on ``engine`` (a number: that many local processes).
 
-    Photos give one frame; videos give every ``stride``-th frame (all frames are tracked). On Ray each
-    actor keeps its own detector, as each pool process does, and is sent the files' bytes; a file
-    that kills its worker comes back unreadable, saying so, and the rest go on.
+    Photos give one frame; videos give every ``stride``-th frame (all frames are tracked). Each process,
+    or Ray actor, keeps its own detector; an actor is sent the files' bytes. A file that kills its worker
+    comes back unreadable, saying so, and the rest go on.
     """
     engine = as_engine(engine)
     if engine.ray:
@@ -267,9 +267,7 @@ def _results(tasks: list[Task], engine: Engine, init_args: tuple) -> Iterator[Fi
                 if detector is not None:
                     detector.close()
             return
-        # "spawn": MediaPipe's native threads do not survive a fork.
-        with mp.get_context("spawn").Pool(workers, _init_worker, init_args) as pool:
-            yield from pool.imap(_process, tasks, chunksize=4)
+        yield from map_on_processes(_process, tasks, _init_worker, init_args, workers, on_lost=_lost)
     except _LoadError as e:
         raise UserError(str(e)) from None
 

@@ -1,0 +1,114 @@
+"""Local processes as an engine: an ordered map over a process pool that survives a worker's death.
+
+:func:`map_on_processes` is ``multiprocessing.Pool(workers, initializer, initargs).imap(func, items)``,
+except where a worker dies (a file that crashes native code, the kernel's OOM killer): a
+``multiprocessing.Pool`` then waits forever for the lost item. Here the pool is replaced, the items
+that were in flight go again one at a time, and an item that kills a worker on its own is handed to
+``on_lost``, as :func:`pipeline.engines.ray.map_on_actors` does on Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import signal
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Iterator, Sequence
+
+#: Items in flight per worker: one being worked on, one waiting, so a worker never idles between items.
+DEPTH = 2
+
+
+def map_on_processes(func: Callable, items: Sequence, initializer: Callable | None = None, initargs: tuple = (),
+                     workers: int = 2, on_lost: Callable[[Any, str], Any] | None = None) -> Iterator:
+    """``func(item)`` for each item in ``workers`` spawned processes, in the items' order.
+
+    Each process runs ``initializer(*initargs)`` once. An item whose process died under it while it ran
+    alone gives ``on_lost(item, why)``; without ``on_lost`` that raises ``RuntimeError``. An exception
+    ``func`` raises is raised here, as itself. Leaving early (an error, Ctrl-C, closing the iterator)
+    kills the processes, so no work is left running. The processes ignore Ctrl-C: this one stops them.
+    """
+    # "spawn": MediaPipe's native threads do not survive a fork.
+    start = lambda: ProcessPoolExecutor(workers, mp.get_context("spawn"), _start,  # noqa: E731
+                                        (initializer, initargs))
+    pool = start()
+    queue: deque[int] = deque(range(len(items)))
+    alone: deque[int] = deque()  # in flight when a process died: each goes again on its own
+    flight: dict[int, Future] = {}
+    done: dict[int, Any] = {}
+    solo = None  # the item running alone, if one is
+    nxt = 0
+    try:
+        while nxt < len(items):
+            if alone:
+                if not flight:
+                    solo = alone.popleft()
+                    flight[solo] = pool.submit(func, items[solo])
+            else:
+                solo = None
+                while queue and len(flight) < workers * DEPTH:
+                    i = queue.popleft()
+                    flight[i] = pool.submit(func, items[i])
+            while nxt in done:
+                yield done.pop(nxt)
+                nxt += 1
+            if nxt >= len(items) or not flight:
+                continue
+            wait(flight.values(), return_when=FIRST_COMPLETED)
+            broken = False
+            for i, future in list(flight.items()):
+                if future.done():
+                    if isinstance(future.exception(), BrokenProcessPool):
+                        broken = True
+                        continue
+                    done[i] = future.result()  # raises func's own exception, as itself
+                    del flight[i]
+            if broken:
+                _collect(pool, flight, done, alone, solo, items, on_lost)
+                pool, solo = start(), None
+    finally:
+        _kill(pool)
+
+
+def _collect(pool: ProcessPoolExecutor, flight: dict, done: dict, alone: deque, solo: int | None,
+             items: Sequence, on_lost: Callable | None) -> None:
+    """A process of ``pool`` died: keep what finished, and send the rest of what was in flight again, alone.
+
+    Which item killed it? Every item in flight fails with the pool, so only an item that ran alone
+    (``solo``) is sure; it is lost: ``on_lost``.
+    """
+    pool.shutdown(wait=True, cancel_futures=True)
+    again = []
+    for i, future in sorted(flight.items()):
+        if not future.cancelled() and future.exception() is None:
+            done[i] = future.result()  # finished before the end
+        else:
+            again.append(i)
+    flight.clear()
+    if solo is not None and again == [solo]:
+        why = "its process ended without a word: killed, or crashed in native code"
+        if on_lost is None:
+            raise RuntimeError(f"a worker process died on item {solo}: {why}")
+        done[solo] = on_lost(items[solo], why)
+    else:
+        alone.extendleft(reversed(again))
+
+
+def _start(initializer: Callable | None, initargs: tuple) -> None:
+    """A worker's start: Ctrl-C is the parent's to handle (it kills the workers), then ``initializer``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool at once, its running items too (``shutdown`` alone waits for them)."""
+    for process in list((pool._processes or {}).values()):  # no public way before Python 3.14
+        with contextlib.suppress(OSError):
+            process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+__all__ = ["DEPTH", "map_on_processes"]
