@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -235,3 +236,49 @@ def test_ctrl_c_loses_nothing_and_a_rerun_completes_the_set(forty_photos, tmp_pa
         expected |= {(f"{path.parent.name}/{path.name}", 0, i) for i in range(n)}
     assert set(keys) == expected
     assert len({r["id"] for r in rows}) == len(rows)
+
+
+def detection_workers(pid: int) -> list[int]:
+    """The pids of ``pid``'s spawned worker processes (not multiprocessing's resource tracker)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    workers = []
+    for child in map(int, out):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                workers.append(child)
+    return workers
+
+
+def test_a_detection_worker_killed_mid_import_loses_no_hand(forty_photos, tmp_path, detector):
+    # As the OOM killer would: SIGKILL one of the two detection processes once rows are being saved. The
+    # import replaces it, sends its files again and ends as an import never interrupted would.
+    data = tmp_path / "ds"
+    args = [sys.executable, "-m", "pipeline.collect", "--from", str(forty_photos), "--data", str(data),
+            "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and killed is None:
+            index = data / INDEX
+            workers = detection_workers(proc.pid)
+            if index.is_file() and index.read_bytes().count(b"\n") >= 2 and workers:
+                killed = workers[0]
+                os.kill(killed, signal.SIGKILL)
+            time.sleep(0.01)
+        assert killed is not None, f"no worker to kill: {proc.poll()} {proc.stderr.read()[-800:] if proc.poll() is not None else ''}"
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-1500:]
+    table, last = parse_summary(out)
+    assert table["total"]["files"] == 40 and table["total"]["unreadable"] == 0, out
+    from pipeline.preprocess.sources import read_image
+
+    expected = set()
+    for path in sorted(forty_photos.glob("*/*.jpg")):
+        expected |= {(f"{path.parent.name}/{path.name}", 0, i) for i in range(len(detector.detect(read_image(path))))}
+    rows = index_rows(data)
+    assert sorted((r["source"], int(r["frame"]), int(r["hand"])) for r in rows) == sorted(expected)
