@@ -10,7 +10,7 @@ and the landmarks' apparent turn disagree), and ``none`` precision and recall at
 threshold. With ``--turned N``, up to N photos of each held-out source also go through the whole
 path again, as they are and turned 90 and 180 degrees.
 
-    python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0]
+    python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0] [--none-poses 0]
                                               [--turned 60] [--no-mlp]
 
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
@@ -39,7 +39,7 @@ from pipeline.data.load import Dataset, concat_datasets, landmarks_of, load_data
 from pipeline.labels import NONE_LABEL  # noqa: E402
 from pipeline.lenet.checkpoint import load_model  # noqa: E402
 from pipeline.lenet.model import predict_logits  # noqa: E402
-from pipeline.preprocess.crops import FILLS, MIRRORS, looks_left  # noqa: E402
+from pipeline.preprocess.crops import FILLS, MIRRORS, seen_from_back  # noqa: E402
 from pipeline.training.calibration import answers, none_scores  # noqa: E402
 from pipeline.training.evaluation import evaluate_folder  # noqa: E402
 from pipeline.training.loop import TrainConfig  # noqa: E402
@@ -61,8 +61,7 @@ def photo_of(source: str, relative: str) -> Path:
 
 def back_of_hand(data: Dataset) -> np.ndarray:
     """(N,) bool: hands whose apparent turn contradicts MediaPipe's (anatomical) handedness: backs of hands."""
-    turn = np.array([looks_left(m) for m in landmarks_of(data.index)])
-    return turn != (data.index["handedness"].to_numpy() == "Left")
+    return np.array([seen_from_back(m, h) for m, h in zip(landmarks_of(data.index), data.index["handedness"])], bool)
 
 
 def turned_folders(test: Dataset, out: Path, limit: int, seed: int) -> dict[str, Path]:
@@ -99,6 +98,9 @@ def main() -> None:
     parser.add_argument("--fill", choices=FILLS, help="re-render every source with this crop fill (default: as made)")
     parser.add_argument("--pose-copies", type=at_least(0), metavar="N",
                         help="finger-pose copies per training crop, for fills drawn from the landmarks (default: the training default)")
+    parser.add_argument("--none-poses", type=float, metavar="SHARE",
+                        help="drawn non-gestures, as a share of the training crops, for fills drawn from the landmarks "
+                             "(default: the training default)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -112,6 +114,8 @@ def main() -> None:
     config = replace(TrainConfig(), epochs=args.epochs, seed=args.seed)
     if args.pose_copies is not None:
         config = replace(config, augment=replace(config.augment, pose_copies=args.pose_copies))
+    if args.none_poses is not None:
+        config = replace(config, augment=replace(config.augment, none_poses=args.none_poses))
     rows, shown_all, truth_all, turned = [], [], [], {"upright": [], "turned90": [], "turned180": []}
     for k, held in enumerate(parts):
         name = held.root.name

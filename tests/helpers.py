@@ -184,3 +184,19 @@ def ctrl_c_at_add(writer, n: int) -> None:
         return real_add(*args, **kwargs)
 
     writer.add = add_then_ctrl_c
+
+
+def init_then_poison(poison: str, *args) -> None:
+    """A detection worker's real set-up (``photo_folders._init_worker(*args)``); then the real detection,
+    except that the file named ``poison`` kills the process, as a crash in MediaPipe's native code would."""
+    import pipeline.preprocess.photo_folders as photo_folders
+
+    photo_folders._init_worker(*args)
+    real = photo_folders._process
+
+    def process(task):
+        if task.path.name == poison:
+            os._exit(11)
+        return real(task)
+
+    photo_folders._process = process  # what the pickled reference to _process finds in this process

@@ -319,6 +319,12 @@ def looks_left(landmarks: np.ndarray) -> bool:
     return bool(a[0] * b[1] - a[1] * b[0] > 0)
 
 
+def seen_from_back(landmarks: np.ndarray, handedness: str) -> bool:
+    """Whether a hand shows the camera its back: its apparent turn (:func:`looks_left`) contradicts
+    MediaPipe's handedness, which is anatomical (``"Left"`` or ``"Right"``)."""
+    return looks_left(landmarks) != (handedness == "Left")
+
+
 def mirrors(hand: Hand, settings: CropSettings) -> bool:
     """Whether ``settings.mirror`` mirrors this hand's crop."""
     if settings.mirror == "chirality":
@@ -357,5 +363,6 @@ def rerender(large: np.ndarray, landmarks_in_large: np.ndarray, settings: CropSe
 
 __all__ = [
     "Crop", "CropSettings", "FILLS", "MASKS", "MIRRORS", "crop_hand", "crop_points", "depth_render", "fill_crop", "finish_crop",
-    "hand_affine", "hand_mask", "invert_affine", "looks_left", "mirrors", "rerender", "transform_points", "warp",
+    "hand_affine", "hand_mask", "invert_affine", "looks_left", "mirrors", "rerender", "seen_from_back", "transform_points",
+    "warp",
 ]

@@ -41,17 +41,22 @@ class AugmentConfig:
     pose_low: float = 0.4
     pose_high: float = 1.2
     pose_jitter_deg: float = 5.0
+    # Drawn non-gestures (finger_poses.none_poses), as a share of the training crops (copies included),
+    # labelled none. Only for the count labels with none, on crops drawn from the landmarks.
+    none_poses: float = 0.25
 
     def __post_init__(self) -> None:
         if self.pose_copies < 0 or not 0 < self.pose_low <= self.pose_high:
             raise UserError(f"finger-pose copies need pose_copies >= 0 and 0 < pose_low <= pose_high, got "
                             f"{self.pose_copies}, {self.pose_low}, {self.pose_high}")
+        if self.none_poses < 0:
+            raise UserError(f"drawn non-gestures need none_poses >= 0, got {self.none_poses}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0)
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, none_poses=0)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:

@@ -9,15 +9,25 @@ adds a small turn of its own to every finger. A finger counts as raised when it 
 degrees off the axis and is nearly straight (:func:`raised_fingers`); a folded finger and the thumb are
 only turned a little, since scaling their angles would lift them out of the palm. So a raised finger
 stays raised, a folded one folded, and the label holds.
+
+Hands that make none of the six counts (a call sign, rock, a raised thumb or little finger) are what
+a count model answers wrongly most confidently, and the data holds only a few kinds of them.
+:func:`none_poses` draws such hands for the ``none`` label: a real training hand's palm, each finger
+raised or folded as a real finger of another training hand is (its joints relative to its base, in
+palm lengths), in a combination that is no count in any style (:data:`NONE_FINGERS`).
 """
 
 from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from pipeline.data.load import Dataset, affines_of, landmarks_of
-from pipeline.preprocess.crops import crop_points, fill_crop
+from pipeline.labels import NONE_LABEL
+from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP, crop_points, fill_crop, hand_affine, seen_from_back
 from pipeline.preprocess.hands import MIDDLE_MCP, WRIST
 from pipeline.training.augment import AugmentConfig
 
@@ -65,6 +75,92 @@ def spread_fingers(landmarks: np.ndarray, factor: float, turns_deg: np.ndarray) 
     return out
 
 
+#: The fingers (thumb 0, index 1, ... little 4) each count raises, as the training photos make them.
+COUNT_FINGERS = {"fist": (), "one": (1,), "two": (1, 2), "three": (1, 2, 3), "four": (1, 2, 3, 4),
+                 "five": (0, 1, 2, 3, 4)}
+#: Finger sets that are a count in someone's style: the counts, the thumb-out three, a two or four with the
+#: thumb in place of a finger. None of them is drawn as ``none``.
+COUNT_STYLES = frozenset(COUNT_FINGERS.values()) | {(0, 1, 2), (0, 1), (0, 1, 2, 3)}
+#: The finger sets :func:`none_poses` draws: every other one (23), call (0, 4) and rock (1, 4) among them.
+NONE_FINGERS = tuple(c for n in range(6) for c in itertools.combinations(range(5), n) if c not in COUNT_STYLES)
+#: A palm is taken as seen face-on (a receiver or donor) when its width, index to little-finger base, is at
+#: least this share of its length: an edge-on palm's length says nothing of its fingers' scale.
+FACE_ON = 0.5
+#: A donor finger reaches at most this many palm lengths from its base; longer ones are landmark errors.
+LONGEST_FINGER = 1.3
+
+
+@dataclass
+class NoneHands:
+    """Drawn hands that make no count (:func:`none_hands`): landmarks in the large render's pixels."""
+
+    points: np.ndarray  # (N, 21, 3), as crop_points gives them: ready for fill_crop
+    fingers: list[tuple[int, ...]]  # each hand's raised fingers, one of NONE_FINGERS
+    palms: np.ndarray  # (N,) the position in ``indices`` of the crop whose palm each hand has
+
+
+def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int) -> NoneHands | None:
+    """``count`` hands that make no count, built from the training crops ``indices``.
+
+    Each is one crop's palm (seen face-on, :data:`FACE_ON`) with each finger raised or folded, by a
+    finger set of :data:`NONE_FINGERS`, taken whole from a crop whose label says that finger is so
+    (:data:`COUNT_FINGERS`) and whose shape agrees (:func:`raised_fingers`; the thumb by its label alone).
+    Depth is turned so that every palm faces the camera while fingers move, and back, so a folded finger
+    lies before a palm and behind a back. The square is fitted again around the new hand. Only the finger
+    sets whose every finger has a donor are drawn. None when there is nothing to draw: no count, no
+    ``none`` label, a label that is no count (a dataset of one's own gestures), or crops of the photo.
+    """
+    settings = data.settings
+    names = data.label_names
+    if (count <= 0 or settings is None or settings.fill not in DRAWN_FILLS or NONE_LABEL not in names
+            or not set(names) - {NONE_LABEL} <= set(COUNT_FINGERS) or not len(indices)):
+        return None
+    indices = np.asarray(indices)
+    rows = data.index.iloc[indices]
+    marks = landmarks_of(rows)
+    points = np.stack([crop_points(a, m) for a, m in zip(affines_of(rows) * settings.render_scale, marks)])
+    palm = np.linalg.norm(points[:, MIDDLE_MCP, :2] - points[:, WRIST, :2], axis=1)[:, None, None] + 1e-9
+    flat = (points - points[:, WRIST:WRIST + 1]) / palm  # in palm lengths from the wrist
+    back = np.array([seen_from_back(m, h) for m, h in zip(marks, rows["handedness"])], bool)
+    flat[back, :, 2] *= -1  # every palm toward the camera
+    face_on = np.linalg.norm(flat[:, INDEX_MCP, :2] - flat[:, PINKY_MCP, :2], axis=1) >= FACE_ON
+    donors: dict[tuple[int, bool], list[np.ndarray]] = {(k, up): [] for k in range(len(FINGERS)) for up in (True, False)}
+    for n, label in zip(np.flatnonzero(face_on), data.labels.numpy()[indices][face_on]):
+        raised = COUNT_FINGERS.get(names[label])
+        seen = raised_fingers(points[n])  # a finger whose label and shape disagree gives nothing
+        for k, (base, chain) in enumerate(FINGERS if raised is not None else ()):
+            finger = flat[n, list(chain)] - flat[n, base]
+            if (k == 0 or seen[k] == (k in raised)) and np.linalg.norm(finger[:, :2], axis=1).max() <= LONGEST_FINGER:
+                donors[(k, k in raised)].append(finger)
+    # Only the sets whose every finger has a donor: without fists, no folded index finger.
+    drawable = [f for f in NONE_FINGERS if all(donors[(k, k in f)] for k in range(len(FINGERS)))]
+    if not drawable:
+        return None
+    rng = np.random.default_rng(seed)
+    square = replace(settings, rotate=False)  # the hand is upright already: only its box is fitted again
+    palms = rng.choice(np.flatnonzero(face_on), count)
+    out, sets = np.empty((count, 21, 3)), []
+    for i, n in enumerate(palms):
+        sets.append(drawable[rng.integers(len(drawable))])
+        hand = flat[n].copy()
+        for k, (base, chain) in enumerate(FINGERS):
+            pool = donors[(k, k in sets[-1])]
+            hand[list(chain)] = hand[base] + pool[rng.integers(len(pool))]
+        if back[n]:
+            hand[:, 2] *= -1
+        hand = hand * palm[n] + points[n, WRIST]
+        out[i] = crop_points(hand_affine(hand, False, square, settings.render_size), hand)
+    return NoneHands(out, sets, palms)
+
+
+def none_poses(data: Dataset, indices: np.ndarray, count: int, seed: int) -> torch.Tensor | None:
+    """The crops of :func:`none_hands`, drawn by the dataset's settings: (count, 1, S, S) uint8, or None."""
+    hands = none_hands(data, indices, count, seed)
+    if hands is None:
+        return None
+    return torch.from_numpy(np.stack([fill_crop(None, p, data.settings)[0] for p in hands.points])[:, None])
+
+
 def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed: int) -> torch.Tensor | None:
     """``config.pose_copies`` copies of the crops ``indices``, drawn from landmarks moved by :func:`spread_fingers`
     (one seeded factor and five turns per copy): (copies * len(indices), 1, S, S) uint8, copy by copy; None when
@@ -86,4 +182,5 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     return torch.from_numpy(out.reshape(-1, 1, settings.size, settings.size))
 
 
-__all__ = ["DRAWN_FILLS", "FINGERS", "STRAIGHT", "finger_angles", "pose_copies", "raised_fingers", "spread_fingers"]
+__all__ = ["COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS",
+           "NoneHands", "STRAIGHT", "finger_angles", "none_hands", "none_poses", "pose_copies", "raised_fingers", "spread_fingers"]

@@ -21,10 +21,11 @@ from pipeline.data.spec import DataSpec
 from pipeline.data.splits import split_by_group, split_by_named_groups
 from pipeline.errors import UserError
 from pipeline.files import atomic_write_text, check_writable, display_path
+from pipeline.labels import NONE_LABEL
 from pipeline.lenet.checkpoint import make_checkpoint, save_checkpoint
 from pipeline.lenet.model import LeNet, build_model, count_macs, count_parameters
 from pipeline.training.calibration import answers, fit_temperature, none_scores, plot_reliability, reliability
-from pipeline.training.finger_poses import pose_copies
+from pipeline.training.finger_poses import none_poses, pose_copies
 from pipeline.training.loop import EpochRecord, TrainConfig, accuracy, predict_logits, to_float, train_model
 from pipeline.training.reports import confusion, per_class_table, plot_confusion, plot_curves
 
@@ -241,6 +242,10 @@ def train_member(data: Dataset, split: Split, model_name: str, config: TrainConf
     copies = pose_copies(data, split.train, config.augment, seed)  # drawn again per member: each its own poses
     if copies is not None:
         train = (torch.cat([train[0], copies]), train[1].repeat(1 + config.augment.pose_copies))
+    nones = none_poses(data, split.train, round(config.augment.none_poses * len(train[0])), seed)
+    if nones is not None:
+        none = torch.full((len(nones),), data.label_names.index(NONE_LABEL), dtype=train[1].dtype)
+        train = (torch.cat([train[0], nones]), torch.cat([train[1], none]))
     history, best = train_model(model, train, val, replace(config, seed=seed), progress=progress,
                                 on_epoch=save_resume, start_epoch=start_epoch, state=state)
     rows = [{"member": k, **asdict(r)} for r in history]

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -45,7 +46,8 @@ def test_several_datasets_train_one_model_and_the_checkpoint_names_them(tmp_path
 
 def test_fill_depth_trains_on_crops_drawn_from_the_landmarks_with_pose_copies(tmp_path: Path, monkeypatch) -> None:
     """--fill depth: the checkpoint's crops are the depth-shaded ones (what evaluate and the demo will make), the
-    member trains on its crops and two finger-pose copies of each; a recording's own crops are not changed."""
+    member trains on its crops, two finger-pose copies of each and drawn non-gestures a quarter as many as those,
+    labelled none; a recording's own crops are not changed."""
     import pipeline.training.run as run
     from pipeline.data.load import dataset_settings, load_dataset
     from pipeline.lenet.checkpoint import load_model
@@ -53,23 +55,27 @@ def test_fill_depth_trains_on_crops_drawn_from_the_landmarks_with_pose_copies(tm
     seen = []
 
     def train_model(model, train_set, val_set, config, **kwargs):
-        seen.append((len(train_set[0]), len(val_set[0])))
+        seen.append((len(train_set[0]), int((train_set[1] == NONE).sum())))
         return real(model, train_set, val_set, config, **kwargs)
 
     real = run.train_model
     monkeypatch.setattr(run, "train_model", train_model)
+    NONE = load_dataset(ASL).label_names.index("none")
     out = tmp_path / "depth"
     code, stdout, err = run_main(train, "--data", str(ASL), "--fill", "depth", "--out", str(out), "--epochs", "1", "--quiet")
     assert code == 0, err
     split = json.loads((out / "run.json").read_text())["split_groups"]
     groups = load_dataset(ASL).groups
-    n_train = sum(g in split["train"] or f"asl_letters/{g}" in split["train"] for g in groups)
+    in_train = np.array([g in split["train"] or f"asl_letters/{g}" in split["train"] for g in groups])
+    n_train, real_nones = int(in_train.sum()), int((load_dataset(ASL).labels.numpy()[in_train] == NONE).sum())
     assert n_train > 100
-    (trained, _), = seen
-    assert trained == 3 * n_train  # the crops and two copies of each
+    (trained, nones), = seen
+    drawn = round(0.25 * 3 * n_train)
+    assert trained == 3 * n_train + drawn and nones == 3 * real_nones + drawn
     model = load_model(out / "model.pt")
     assert model.crop_settings == dataset_settings(ASL, fill="depth")
-    assert json.loads((out / "run.json").read_text())["train"]["augment"]["pose_copies"] == 2
+    augment = json.loads((out / "run.json").read_text())["train"]["augment"]
+    assert augment["pose_copies"] == 2 and augment["none_poses"] == 0.25
     assert load_dataset(ASL).settings.fill == "image"
 
 

@@ -3,7 +3,6 @@ the process pool, an interrupted import resumed to the same dataset, and a file 
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 import pipeline.collect as collect
 import pipeline.preprocess.photo_folders as photo_folders
-from helpers import assert_same_hands, ctrl_c_at_add, error_line, index_rows, link, run_main, wait_for_cpus
+from helpers import assert_same_hands, ctrl_c_at_add, error_line, index_rows, init_then_poison, link, run_main, wait_for_cpus
 from pipeline.data.folder_import import ImportOptions, import_folder
 from pipeline.data.store import DatasetWriter
 from pipeline.engines import Engine
@@ -73,21 +72,9 @@ def test_a_file_that_kills_its_worker_is_reported_unreadable_and_the_others_are_
     tasks = photo_folders.scan(photo_tree)[:9]
     poison = tasks[4].path.name
 
-    def init_then_poison(*args):
-        """The real worker set-up; then the real detection, except that one file kills the process."""
-        photo_folders._init_worker(*args)
-        real = photo_folders._process
-
-        def process(task):
-            if task.path.name == poison:
-                os._exit(11)  # as a crash in MediaPipe's native code would
-            return real(task)
-
-        photo_folders._process = process
-
     from pipeline.engines.ray import map_on_actors
 
-    init_args = (None, 2, CropSettings(), 25)
+    init_args = (poison, None, 2, CropSettings(), 25)
     results = list(map_on_actors(photo_folders._process_copy, tasks, init_then_poison, init_args, workers=2,
                                  prepare=photo_folders._read_for_copy, on_lost=photo_folders._lost))
     assert [r.task.relative for r in results] == [t.relative for t in tasks]

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from helpers import init_then_poison
 from pipeline.engines.processes import map_on_processes
 
 
@@ -89,21 +90,6 @@ def test_leaving_early_kills_running_items():
     start = time.monotonic()
     results.close()  # as a loop left by an error or Ctrl-C: the processes are stopped now, not in 30 s
     assert time.monotonic() - start < 10 and children() == []
-
-
-def init_then_poison(poison: str, *args) -> None:
-    """The real detection worker's set-up; then the real detection, except that one file kills the process."""
-    import pipeline.preprocess.photo_folders as photo_folders
-
-    photo_folders._init_worker(*args)
-    real = photo_folders._process
-
-    def process(task):
-        if task.path.name == poison:
-            os._exit(11)  # as a crash in MediaPipe's native code would
-        return real(task)
-
-    photo_folders._process = process  # what the pickled reference to _process finds in this process
 
 
 def test_a_photo_that_kills_its_detection_process_is_reported_unreadable_and_the_others_are_detected(fingers_dir):

@@ -10,7 +10,17 @@ import pytest
 from helpers import REPO
 from pipeline.data.load import dataset_settings, landmarks_of, load_dataset
 from pipeline.training.augment import AugmentConfig
-from pipeline.training.finger_poses import FINGERS, finger_angles, pose_copies, raised_fingers, spread_fingers
+from pipeline.training.finger_poses import (
+    COUNT_STYLES,
+    FINGERS,
+    NONE_FINGERS,
+    finger_angles,
+    none_hands,
+    none_poses,
+    pose_copies,
+    raised_fingers,
+    spread_fingers,
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +83,52 @@ def test_copies_are_drawn_as_the_crops_are_and_only_from_landmark_drawn_crops(ep
     assert diff.mean() < 3 and ((resized.numpy() > 0) == (smaller.images[rows].numpy() > 0)).mean() > 0.97
     photo = load_dataset(REPO / "data" / "epsrc")
     assert photo.settings.fill == "image" and pose_copies(photo, rows, AugmentConfig(), 0) is None
+
+
+@pytest.fixture(scope="module")
+def homes_depth():
+    """data/homes (many people, palms and backs, counts and none) drawn with fill="depth"."""
+    root = REPO / "data" / "homes"
+    return load_dataset(root, dataset_settings(root, fill="depth"))
+
+
+def test_drawn_non_gestures_raise_the_fingers_they_say_on_a_real_palm(homes_depth):
+    rows = np.arange(len(homes_depth))
+    hands = none_hands(homes_depth, rows, 300, seed=0)
+    assert hands.points.shape == (300, 21, 3) and len(set(hands.fingers)) >= 20
+    assert len(NONE_FINGERS) == 23 and not set(NONE_FINGERS) & COUNT_STYLES  # call (0, 4) and rock (1, 4) among them
+    assert {(0, 4), (1, 4), (0,), (4,)} <= set(NONE_FINGERS) and (0, 1, 2) not in NONE_FINGERS
+    # The raised fingers (the thumb aside) are those drawn, in every hand: donors whose shape and label disagree
+    # give nothing.
+    for points, fingers in zip(hands.points, hands.fingers):
+        assert tuple(np.flatnonzero(raised_fingers(points))) == tuple(k for k in fingers if k), fingers
+    # Each palm is its crop's own, only scaled and shifted to fit the square again (z with it), which it fills.
+    own = load_dataset(REPO / "data" / "homes", homes_depth.settings)
+    from pipeline.data.load import affines_of
+    from pipeline.preprocess.crops import crop_points
+
+    palm = [0, 1, 5, 9, 13, 17]
+    for points, n in zip(hands.points[:50], hands.palms[:50]):
+        row = own.index.iloc[[n]]
+        before = crop_points(affines_of(row)[0] * own.settings.render_scale, landmarks_of(row)[0])
+        shape = lambda p: (p[palm] - p[0]) / np.linalg.norm(p[9, :2] - p[0, :2])  # noqa: E731
+        np.testing.assert_allclose(shape(points), shape(before), atol=1e-9)
+        side = (points[:, :2].max(0) - points[:, :2].min(0)).max()
+        assert side == pytest.approx(112 / 1.3, rel=1e-6)  # the box's longer side with the 0.15 margins
+    drawn = none_poses(homes_depth, rows, 300, seed=0)
+    assert tuple(drawn.shape) == (300, 1, 28, 28) and drawn.dtype == homes_depth.images.dtype
+    assert np.array_equal(drawn.numpy(), none_poses(homes_depth, rows, 300, seed=0).numpy())  # seeded
+
+
+def test_non_gestures_are_drawn_only_for_counts_with_none_on_landmark_drawn_crops(homes_depth, epsrc_depth):
+    rows = np.arange(len(homes_depth))
+    assert none_poses(homes_depth, rows, 0, 0) is None
+    assert none_poses(load_dataset(REPO / "data" / "homes"), rows, 10, 0) is None  # crops of the photo
+    fingers = REPO / "data" / "fingers"  # counts, but no none label
+    assert none_poses(load_dataset(fingers, dataset_settings(fingers, fill="depth")), np.arange(50), 10, 0) is None
+    # One's own gestures: labels that are no count. A finger set would mean nothing for them.
+    own = replace(epsrc_depth, label_names=[f"sign{k}" for k in range(len(epsrc_depth.label_names) - 1)] + ["none"])
+    assert none_poses(own, np.arange(len(own)), 10, 0) is None
+    # epsrc has no fist, so no folded index finger to lend: every set drawn from it raises the index finger.
+    hands = none_hands(epsrc_depth, np.arange(len(epsrc_depth)), 40, 0)
+    assert len(hands.fingers) == 40 and all(1 in f for f in hands.fingers) and len(set(hands.fingers)) >= 8
