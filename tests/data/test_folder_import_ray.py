@@ -72,8 +72,12 @@ def test_a_file_that_kills_its_worker_is_reported_unreadable_and_the_others_are_
     tasks = photo_folders.scan(photo_tree)[:9]
     poison = tasks[4].path.name
 
+    from ray import cloudpickle
+
+    import helpers
     from pipeline.engines.ray import map_on_actors
 
+    cloudpickle.register_pickle_by_value(helpers)  # the actors cannot import the tests' helpers: send it whole
     init_args = (poison, None, 2, CropSettings(), 25)
     results = list(map_on_actors(photo_folders._process_copy, tasks, init_then_poison, init_args, workers=2,
                                  prepare=photo_folders._read_for_copy, on_lost=photo_folders._lost))
