@@ -42,17 +42,29 @@ def map_on_processes(func: Callable, items: Sequence, initializer: Callable | No
     nxt = 0
     try:
         while nxt < len(items):
-            if alone:
-                if not flight:
-                    solo = alone.popleft()
-                    flight[solo] = pool.submit(func, items[solo])
-            else:
-                solo = None
-                while queue and len(flight) < workers * DEPTH:
-                    i = queue.popleft()
-                    flight[i] = pool.submit(func, items[i])
+            back = None  # the deque the item being sent came from
+            try:
+                if alone:
+                    if not flight:
+                        back, solo = alone, alone.popleft()
+                        flight[solo] = pool.submit(func, items[solo])
+                else:
+                    solo, back = None, queue
+                    while queue and len(flight) < workers * DEPTH:
+                        i = queue.popleft()
+                        flight[i] = pool.submit(func, items[i])
+            except BrokenProcessPool:
+                # A worker died while no item of ours was running on it (idle, or before the pool failed
+                # the futures): the item not sent goes back where it came from, and nothing is blamed.
+                back.appendleft(solo if back is alone else i)
+                _collect(pool, flight, done, alone, None, items, on_lost)
+                pool, solo = start(), None
+                continue
             while nxt in done:
-                yield done.pop(nxt)
+                value = done.pop(nxt)
+                if isinstance(value, _Raised):
+                    raise value.error  # func's own exception, as itself, after every earlier result
+                yield value
                 nxt += 1
             if nxt >= len(items) or not flight:
                 continue
@@ -60,16 +72,24 @@ def map_on_processes(func: Callable, items: Sequence, initializer: Callable | No
             broken = False
             for i, future in list(flight.items()):
                 if future.done():
-                    if isinstance(future.exception(), BrokenProcessPool):
+                    error = future.exception()
+                    if isinstance(error, BrokenProcessPool):
                         broken = True
                         continue
-                    done[i] = future.result()  # raises func's own exception, as itself
+                    done[i] = future.result() if error is None else _Raised(error)
                     del flight[i]
             if broken:
                 _collect(pool, flight, done, alone, solo, items, on_lost)
                 pool, solo = start(), None
     finally:
         _kill(pool)
+
+
+class _Raised:
+    """An exception ``func`` raised, held until the results before it are yielded."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 def _collect(pool: ProcessPoolExecutor, flight: dict, done: dict, alone: deque, solo: int | None,
@@ -82,8 +102,9 @@ def _collect(pool: ProcessPoolExecutor, flight: dict, done: dict, alone: deque, 
     pool.shutdown(wait=True, cancel_futures=True)
     again = []
     for i, future in sorted(flight.items()):
-        if not future.cancelled() and future.exception() is None:
-            done[i] = future.result()  # finished before the end
+        error = None if future.cancelled() else future.exception()
+        if not future.cancelled() and not isinstance(error, BrokenProcessPool):
+            done[i] = future.result() if error is None else _Raised(error)  # finished before the end
         else:
             again.append(i)
     flight.clear()

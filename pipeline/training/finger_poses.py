@@ -108,11 +108,15 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int) -> Non
     Depth is turned so that every palm faces the camera while fingers move, and back, so a folded finger
     lies before a palm and behind a back. The square is fitted again around the new hand. Only the finger
     sets whose every finger has a donor are drawn. None when there is nothing to draw: no count, no
-    ``none`` label, a label that is no count (a dataset of one's own gestures), or crops of the photo.
+    ``none`` label, a label that is no count (a dataset of one's own gestures), crops of the photo, or crops
+    not turned upright and mirrored by chirality.
     """
     settings = data.settings
     names = data.label_names
+    # Fingers move between crops as offsets in the crop's axes: only upright crops with the thumb on one side
+    # (mirrored by chirality) share those axes.
     if (count <= 0 or settings is None or settings.fill not in DRAWN_FILLS or NONE_LABEL not in names
+            or not settings.rotate or settings.mirror != "chirality"
             or not set(names) - {NONE_LABEL} <= set(COUNT_FINGERS) or not len(indices)):
         return None
     indices = np.asarray(indices)

@@ -45,6 +45,17 @@ def raise_on_2(x: int) -> int:
     return x
 
 
+def square_after_init(x: int) -> tuple[int, int]:
+    return x * x + int(os.environ["TEST_OFFSET"]), os.getpid()
+
+
+def slow_ok_raise_on_2(x: int) -> int:
+    if x == 2:
+        raise ValueError("bad item 2")
+    time.sleep(1.0 if x < 2 else 0)
+    return x
+
+
 def slow_after_0(x: int) -> int:
     if x:
         time.sleep(30)
@@ -105,3 +116,22 @@ def test_a_photo_that_kills_its_detection_process_is_reported_unreadable_and_the
     assert results[4].error.startswith(f"{tasks[4].path}: the detection worker died on this file and it was skipped")
     assert sum(r.status == "found" for r in results) >= 7
     assert children() == []
+
+
+def test_a_worker_killed_while_idle_loses_nothing():
+    # The OOM killer may pick a worker that has nothing of ours running: the next item sent finds the pool
+    # broken, and goes to a new one.
+    results = map_on_processes(square_after_init, list(range(6)), init, (0,), workers=1)
+    first = next(results)
+    os.kill(first[1], signal.SIGKILL)
+    time.sleep(0.5)  # the pool sees its worker gone
+    rest = list(results)
+    assert [v for v, _ in [first, *rest]] == [x * x for x in range(6)]
+
+
+def test_an_error_comes_after_every_earlier_result():
+    out = []
+    with pytest.raises(ValueError, match="bad item 2"):
+        for value in map_on_processes(slow_ok_raise_on_2, list(range(6)), workers=2):
+            out.append(value)
+    assert out == [0, 1]  # item 2 failed at once; 0 and 1, slower, still came first

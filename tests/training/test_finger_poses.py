@@ -129,6 +129,10 @@ def test_non_gestures_are_drawn_only_for_counts_with_none_on_landmark_drawn_crop
     # One's own gestures: labels that are no count. A finger set would mean nothing for them.
     own = replace(epsrc_depth, label_names=[f"sign{k}" for k in range(len(epsrc_depth.label_names) - 1)] + ["none"])
     assert none_poses(own, np.arange(len(own)), 10, 0) is None
+    # Crops not upright, or mirrored by handedness, do not share the axes fingers are moved in.
+    for change in ({"rotate": False}, {"mirror": "handedness"}):
+        other = replace(homes_depth, settings=replace(homes_depth.settings, **change))
+        assert none_poses(other, rows, 10, 0) is None
     # epsrc has no fist, so no folded index finger to lend: every set drawn from it raises the index finger.
     hands = none_hands(epsrc_depth, np.arange(len(epsrc_depth)), 40, 0)
     assert len(hands.fingers) == 40 and all(1 in f for f in hands.fingers) and len(set(hands.fingers)) >= 8
