@@ -72,11 +72,10 @@ def map_on_processes(func: Callable, items: Sequence, initializer: Callable | No
             broken = False
             for i, future in list(flight.items()):
                 if future.done():
-                    error = future.exception()
-                    if isinstance(error, BrokenProcessPool):
+                    if _lost_with_pool(future):
                         broken = True
                         continue
-                    done[i] = future.result() if error is None else _Raised(error)
+                    done[i] = _outcome(future)
                     del flight[i]
             if broken:
                 _collect(pool, flight, done, alone, solo, items, on_lost)
@@ -92,6 +91,17 @@ class _Raised:
         self.error = error
 
 
+def _lost_with_pool(future: Future) -> bool:
+    """Whether a finished future went down with its pool (a worker died) rather than giving an outcome."""
+    return future.cancelled() or isinstance(future.exception(), BrokenProcessPool)
+
+
+def _outcome(future: Future) -> Any:
+    """A finished future's result, or ``func``'s exception held as :class:`_Raised`."""
+    error = future.exception()
+    return future.result() if error is None else _Raised(error)
+
+
 def _collect(pool: ProcessPoolExecutor, flight: dict, done: dict, alone: deque, solo: int | None,
              items: Sequence, on_lost: Callable | None) -> None:
     """A process of ``pool`` died: keep what finished, and send the rest of what was in flight again, alone.
@@ -102,11 +112,10 @@ def _collect(pool: ProcessPoolExecutor, flight: dict, done: dict, alone: deque, 
     pool.shutdown(wait=True, cancel_futures=True)
     again = []
     for i, future in sorted(flight.items()):
-        error = None if future.cancelled() else future.exception()
-        if not future.cancelled() and not isinstance(error, BrokenProcessPool):
-            done[i] = future.result() if error is None else _Raised(error)  # finished before the end
-        else:
+        if _lost_with_pool(future):
             again.append(i)
+        else:
+            done[i] = _outcome(future)  # finished before the end
     flight.clear()
     if solo is not None and again == [solo]:
         why = "its process ended without a word: killed, or crashed in native code"
