@@ -27,7 +27,7 @@ def map_on_processes(func: Callable, items: Sequence, initializer: Callable | No
 
     Each process runs ``initializer(*initargs)`` once. An item whose process died under it while it ran
     alone gives ``on_lost(item, why)``; without ``on_lost`` that raises ``RuntimeError``. An exception
-    ``func`` raises is raised here, as itself. Leaving early (an error, Ctrl-C, closing the iterator)
+    ``func`` raises is raised here, as itself, and so is one the initializer raises (at the first item). Leaving early (an error, Ctrl-C, closing the iterator)
     kills the processes, so no work is left running. The processes ignore Ctrl-C: this one stops them.
     """
     # "spawn": MediaPipe's native threads do not survive a fork.
@@ -47,12 +47,12 @@ def map_on_processes(func: Callable, items: Sequence, initializer: Callable | No
                 if alone:
                     if not flight:
                         back, solo = alone, alone.popleft()
-                        flight[solo] = pool.submit(func, items[solo])
+                        flight[solo] = pool.submit(_call, func, items[solo])
                 else:
                     solo, back = None, queue
                     while queue and len(flight) < workers * DEPTH:
                         i = queue.popleft()
-                        flight[i] = pool.submit(func, items[i])
+                        flight[i] = pool.submit(_call, func, items[i])
             except BrokenProcessPool:
                 # A worker died while no item of ours was running on it (idle, or before the pool failed
                 # the futures): the item not sent goes back where it came from, and nothing is blamed.
@@ -126,11 +126,27 @@ def _collect(pool: ProcessPoolExecutor, flight: dict, done: dict, alone: deque, 
         alone.extendleft(reversed(again))
 
 
+#: In a worker: what its initializer raised. A pool whose initializer raises is broken, and every item would
+#: look like one that killed its worker; each call raises this instead.
+_init_error: Exception | None = None
+
+
 def _start(initializer: Callable | None, initargs: tuple) -> None:
     """A worker's start: Ctrl-C is the parent's to handle (it kills the workers), then ``initializer``."""
+    global _init_error
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
-        initializer(*initargs)
+        try:
+            initializer(*initargs)
+        except Exception as error:  # noqa: BLE001 (raised by each call, so it reaches the caller as itself)
+            _init_error = error
+
+
+def _call(func: Callable, item: Any) -> Any:
+    """``func(item)`` in a worker, or the initializer's exception."""
+    if _init_error is not None:
+        raise _init_error
+    return func(item)
 
 
 def _kill(pool: ProcessPoolExecutor) -> None:

@@ -81,10 +81,16 @@ class _Worker:
 
     def __init__(self, func: Callable, initializer: Callable | None, initargs: tuple):
         self.func = func
+        self.error = None  # what the initializer raised: each batch raises it, so it reaches the caller as itself
         if initializer is not None:
-            initializer(*initargs)
+            try:
+                initializer(*initargs)
+            except Exception as error:  # noqa: BLE001
+                self.error = error
 
     def run(self, batch: list) -> list:
+        if self.error is not None:
+            raise self.error
         return [self.func(item) for item in batch]
 
     def node(self) -> str:
@@ -104,7 +110,7 @@ def map_on_actors(func: Callable, items: Sequence, initializer: Callable | None 
     sent, ``here`` telling whether the actor runs on this machine (elsewhere, read the file's bytes to
     send them, so the cluster's nodes need not share this machine's files). An item whose worker died
     under it on its own gives ``on_lost(item, why)``; without ``on_lost`` that raises ``RuntimeError``.
-    An exception ``func`` raises is raised here, as itself. Leaving early (an error, Ctrl-C, closing the
+    An exception ``func`` or the initializer raises is raised here, as itself. Leaving early (an error, Ctrl-C, closing the
     iterator) kills the actors, so no work is left running on the cluster.
     """
     ray = require_ray()

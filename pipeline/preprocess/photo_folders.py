@@ -155,21 +155,11 @@ _worker: dict = {}
 def _init_worker(hand_model: str | None, num_hands: int, settings: CropSettings, stride: int) -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
     _worker.update(hand_model=hand_model, num_hands=num_hands, settings=settings, stride=stride)
-    try:
-        _worker["image"] = HandDetector(hand_model, num_hands=num_hands)
-    except UserError as e:
-        # Kept for _process to report, as one line: a worker whose initializer raises looks like one that died.
-        _worker["image"] = None
-        _worker["failed"] = str(e)
-
-
-class _LoadError(Exception):
-    """The hand model passed the file checks, but MediaPipe could not load it."""
+    # A model MediaPipe cannot load raises UserError here; the engines raise it to the caller as itself.
+    _worker["image"] = HandDetector(hand_model, num_hands=num_hands)
 
 
 def _process(task: Task) -> FileResult:
-    if _worker.get("image") is None:
-        raise _LoadError(_worker.get("failed", "unknown error"))
     settings: CropSettings = _worker["settings"]
     result = FileResult(task)
     try:
@@ -249,27 +239,24 @@ def detect_files(tasks: list[Task], settings: CropSettings, engine: Engine | int
 
 
 def _results(tasks: list[Task], engine: Engine, init_args: tuple) -> Iterator[FileResult]:
-    try:
-        if engine.ray:
-            from pipeline.engines.ray import map_on_actors, ray_session
+    if engine.ray:
+        from pipeline.engines.ray import map_on_actors, ray_session
 
-            with ray_session(engine.address):
-                yield from map_on_actors(_process_copy, tasks, _init_worker, init_args, engine.workers,
-                                         prepare=_read_for_copy, on_lost=_lost)
-            return
-        workers = engine.workers or 1
-        if workers <= 1:
-            _init_worker(*init_args)
-            try:
-                yield from map(_process, tasks)
-            finally:
-                detector = _worker.pop("image", None)
-                if detector is not None:
-                    detector.close()
-            return
-        yield from map_on_processes(_process, tasks, _init_worker, init_args, workers, on_lost=_lost)
-    except _LoadError as e:
-        raise UserError(str(e)) from None
+        with ray_session(engine.address):
+            yield from map_on_actors(_process_copy, tasks, _init_worker, init_args, engine.workers,
+                                     prepare=_read_for_copy, on_lost=_lost)
+        return
+    workers = engine.workers or 1
+    if workers <= 1:
+        _init_worker(*init_args)
+        try:
+            yield from map(_process, tasks)
+        finally:
+            detector = _worker.pop("image", None)
+            if detector is not None:
+                detector.close()
+        return
+    yield from map_on_processes(_process, tasks, _init_worker, init_args, workers, on_lost=_lost)
 
 
 def parse_label_map(items: list[str]) -> dict[str, str]:

@@ -94,6 +94,18 @@ def test_an_error_in_func_is_raised_as_itself_and_the_processes_are_stopped():
     assert children() == []
 
 
+def fail_to_start() -> None:
+    raise OSError("model.task: cannot load")
+
+
+def test_an_exception_in_the_initializer_is_raised_as_itself_not_blamed_on_the_items():
+    # A pool whose initializer raises is broken: without care every item looks like one that killed its worker.
+    lost = []
+    with pytest.raises(OSError, match="model.task: cannot load"):
+        list(map_on_processes(abs, list(range(8)), fail_to_start, workers=2, on_lost=lambda x, why: lost.append(x)))
+    assert lost == [] and children() == []
+
+
 def test_leaving_early_kills_running_items():
     results = map_on_processes(slow_after_0, list(range(5)), workers=2)
     assert next(results) == 0

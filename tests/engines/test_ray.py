@@ -59,6 +59,18 @@ def test_an_exception_in_an_actor_is_raised_as_itself(ray_local):
     assert wait_for_cpus(ray_local, 2) == 2
 
 
+def test_an_exception_in_the_initializer_is_raised_as_itself_not_blamed_on_the_items(ray_local):
+    from pipeline.engines.ray import map_on_actors
+
+    def init():
+        raise UserError("model.task: MediaPipe could not load the hand model")
+
+    lost = []
+    with pytest.raises(UserError, match="could not load"):
+        list(map_on_actors(abs, list(range(6)), init, workers=2, batch=1, on_lost=lambda x, why: lost.append(x)))
+    assert lost == [] and wait_for_cpus(ray_local, 2) == 2
+
+
 def test_a_task_is_retried_once_then_reported_and_runs_on_one_thread(ray_local, tmp_path):
     from pipeline.engines.ray import map_on_tasks
 
