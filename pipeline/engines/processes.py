@@ -44,15 +44,16 @@ def map_on_processes(func: Callable, items: Sequence, initializer: Callable | No
         while nxt < len(items):
             back = None  # the deque the item being sent came from
             try:
-                if alone:
-                    if not flight:
-                        back, solo = alone, alone.popleft()
-                        flight[solo] = pool.submit(_call, func, items[solo])
-                else:
-                    solo, back = None, queue
-                    while queue and len(flight) < workers * DEPTH:
-                        i = queue.popleft()
-                        flight[i] = pool.submit(_call, func, items[i])
+                with _ctrl_c_held():  # submit starts the processes
+                    if alone:
+                        if not flight:
+                            back, solo = alone, alone.popleft()
+                            flight[solo] = pool.submit(_call, func, items[solo])
+                    else:
+                        solo, back = None, queue
+                        while queue and len(flight) < workers * DEPTH:
+                            i = queue.popleft()
+                            flight[i] = pool.submit(_call, func, items[i])
             except BrokenProcessPool:
                 # A worker died while no item of ours was running on it (idle, or before the pool failed
                 # the futures): the item not sent goes back where it came from, and nothing is blamed.
@@ -140,6 +141,24 @@ def _start(initializer: Callable | None, initargs: tuple) -> None:
             initializer(*initargs)
         except Exception as error:  # noqa: BLE001 (raised by each call, so it reaches the caller as itself)
             _init_error = error
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C back from this thread while it starts processes, which inherit the blocked SIGINT.
+
+    A worker ignores Ctrl-C only once :func:`_start` runs, after it has imported what it needs (seconds,
+    for MediaPipe); a Ctrl-C before that printed every worker's traceback. Held here, it reaches this
+    process as soon as the processes are started.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _call(func: Callable, item: Any) -> Any:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
-from helpers import init_then_poison
+from helpers import REPO, init_then_poison
 from pipeline.engines.processes import map_on_processes
 
 
@@ -104,6 +106,41 @@ def test_an_exception_in_the_initializer_is_raised_as_itself_not_blamed_on_the_i
     with pytest.raises(OSError, match="model.task: cannot load"):
         list(map_on_processes(abs, list(range(8)), fail_to_start, workers=2, on_lost=lambda x, why: lost.append(x)))
     assert lost == [] and children() == []
+
+
+CTRL_C_EARLY = """
+import os, signal, sys, threading, time
+from pipeline.engines.processes import map_on_processes
+
+if __name__ == "__mp_main__":  # a worker, importing what it needs (MediaPipe takes seconds)
+    with open(os.path.join(sys.argv[1], f"worker-{os.getpid()}"), "w") as out:  # can Ctrl-C reach it now?
+        out.write(str(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+                      or signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
+    time.sleep(4)
+
+
+def same(x):
+    return x
+
+
+if __name__ == "__main__":
+    threading.Timer(1.5, os.killpg, (os.getpgrp(), signal.SIGINT)).start()  # Ctrl-C: the whole process group
+    try:
+        list(map_on_processes(same, list(range(8)), workers=2))
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+"""
+
+
+def test_ctrl_c_while_the_workers_start_stops_this_process_and_never_reaches_them(tmp_path):
+    # Workers ignore Ctrl-C once set up. Before that, while they import, each one could print a traceback.
+    script = tmp_path / "ctrl_c_early.py"
+    script.write_text(CTRL_C_EARLY)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+    assert proc.stdout == "stopped\n" and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    held = [p.read_text() for p in tmp_path.glob("worker-*")]
+    assert held == ["True", "True"]  # both workers started with Ctrl-C held back, from their first line on
 
 
 def test_leaving_early_kills_running_items():
