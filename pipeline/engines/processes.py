@@ -27,8 +27,9 @@ def map_on_processes(func: Callable, items: Sequence, initializer: Callable | No
 
     Each process runs ``initializer(*initargs)`` once. An item whose process died under it while it ran
     alone gives ``on_lost(item, why)``; without ``on_lost`` that raises ``RuntimeError``. An exception
-    ``func`` raises is raised here, as itself, and so is one the initializer raises (at the first item). Leaving early (an error, Ctrl-C, closing the iterator)
-    kills the processes, so no work is left running. The processes ignore Ctrl-C: this one stops them.
+    ``func`` raises is raised here, as itself, and so is one the initializer raises (at the first item).
+    Leaving early (an error, Ctrl-C, closing the iterator) kills the processes, so no work is left
+    running. The processes ignore Ctrl-C, from their start: this one stops them.
     """
     # "spawn": MediaPipe's native threads do not survive a fork.
     start = lambda: ProcessPoolExecutor(workers, mp.get_context("spawn"), _start,  # noqa: E731
