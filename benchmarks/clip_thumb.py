@@ -3,13 +3,14 @@
 The clip (``--source sample``) shows a relaxed open palm whose thumb lies along the index finger. The
 crops are drawn from MediaPipe's landmarks, so what the model can know of the thumb is where its
 landmarks put it. This measures the thumb tip in palm coordinates (origin the wrist, one unit the
-palm's length from wrist to middle-finger base, x toward the index side, thumb on one side as the
-chirality mirror puts it), on every clip frame where the palm faces the camera, and counts, for each
-committed dataset, the fives and fours whose thumb tip lies within ``--radius`` of the clip's median.
+palm's length from wrist to middle-finger base, x toward the index side), on every clip frame where
+the palm faces the camera, and counts, for each committed dataset, the face-on fives and fours whose
+thumb tip lies within ``--radius`` of the clip's median. Face-on is as the drawn non-gestures take it
+(:data:`pipeline.training.finger_poses.FACE_ON`).
 
     python benchmarks/clip_thumb.py [--radius 0.25] [--data data/fingers --data data/homes ...]
 
-Last line: ``clip_tip_x=... clip_tip_y=... fives_near=K/N fours_near=K/N``.
+Last line: ``clip_tip_x=... clip_tip_y=... radius=... fives_near=K/N fours_near=K/N`` (N: the face-on ones).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
 
 from pipeline.data.load import landmarks_of, load_dataset  # noqa: E402
-from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP, looks_left  # noqa: E402
+from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP  # noqa: E402
 from pipeline.preprocess.hands import MIDDLE_MCP, WRIST, HandDetector  # noqa: E402
 from pipeline.preprocess.sources import open_source  # noqa: E402
 from pipeline.training.finger_poses import FACE_ON  # noqa: E402
@@ -35,15 +36,18 @@ DATASETS = ("fingers", "sign_digits", "homes", "rps_green", "asl_letters", "epsr
 
 def palm_coordinates(landmarks: np.ndarray) -> np.ndarray:
     """(21, 2) landmarks in palm units: the wrist at 0, the middle-finger base at (0, 1), the index side at +x."""
-    xy = np.asarray(landmarks, np.float64)[:, :2].copy()
-    if looks_left(xy):
-        xy[:, 0] *= -1
+    xy = np.asarray(landmarks, np.float64)[:, :2]
     up = xy[MIDDLE_MCP] - xy[WRIST]
     length = np.linalg.norm(up) + 1e-9
     up /= length
     across = np.array([up[1], -up[0]])
     out = (xy - xy[WRIST]) @ np.stack([across, up], 1) / length
     return out if out[INDEX_MCP, 0] >= out[PINKY_MCP, 0] else out * [-1, 1]
+
+
+def face_on(palm: np.ndarray) -> np.ndarray:
+    """(N,) bool: the palms, in palm coordinates (N, 21, 2), at least :data:`FACE_ON` as wide as long."""
+    return np.linalg.norm(palm[:, INDEX_MCP] - palm[:, PINKY_MCP], axis=1) >= FACE_ON
 
 
 def clip_landmarks(source: str = "sample") -> np.ndarray:
@@ -63,23 +67,24 @@ def main() -> None:
     parser.add_argument("--radius", type=float, default=0.25, help="how near, in palm lengths (default 0.25)")
     args = parser.parse_args()
     clip = np.stack([palm_coordinates(m) for m in clip_landmarks()])
-    face_on = np.abs(clip[:, INDEX_MCP, 0] - clip[:, PINKY_MCP, 0]) >= FACE_ON
-    tip = np.median(clip[face_on, THUMB_TIP], 0)
-    print(f"clip: {len(clip)} frames with a hand, {face_on.sum()} face-on; median thumb tip ({tip[0]:.2f}, "
-          f"{tip[1]:.2f}), index base ({np.median(clip[face_on, INDEX_MCP, 0]):.2f}, "
-          f"{np.median(clip[face_on, INDEX_MCP, 1]):.2f})")
+    facing = face_on(clip)
+    tip = np.median(clip[facing, THUMB_TIP], 0)
+    print(f"clip: {len(clip)} frames with a hand, {facing.sum()} face-on; median thumb tip ({tip[0]:.2f}, "
+          f"{tip[1]:.2f}), index base ({np.median(clip[facing, INDEX_MCP, 0]):.2f}, "
+          f"{np.median(clip[facing, INDEX_MCP, 1]):.2f})")
     totals = {"five": [0, 0], "four": [0, 0]}
     print(f"{'dataset':12s} {'fives near':>12s} {'fours near':>12s}")
     for root in args.data or [str(ROOT / "data" / name) for name in DATASETS]:
         data = load_dataset(root)
-        marks = landmarks_of(data.index)
+        palms = np.stack([palm_coordinates(m) for m in landmarks_of(data.index)])
         cells = []
         for label, total in totals.items():
-            rows = np.flatnonzero(data.labels.numpy() == data.label_names.index(label)) if label in data.label_names else []
-            near = sum(np.linalg.norm(palm_coordinates(marks[i])[THUMB_TIP] - tip) < args.radius for i in rows)
-            total[0] += int(near)
-            total[1] += len(rows)
-            cells.append(f"{near}/{len(rows)}")
+            k = data.label_names.index(label) if label in data.label_names else -1
+            rows = face_on(palms) & (data.labels.numpy() == k)
+            near = int((np.linalg.norm(palms[rows, THUMB_TIP] - tip, axis=1) < args.radius).sum())
+            total[0] += near
+            total[1] += int(rows.sum())
+            cells.append(f"{near}/{rows.sum()}")
         print(f"{Path(root).name:12s} {cells[0]:>12s} {cells[1]:>12s}")
     print(f"clip_tip_x={tip[0]:.3f} clip_tip_y={tip[1]:.3f} radius={args.radius} "
           f"fives_near={totals['five'][0]}/{totals['five'][1]} fours_near={totals['four'][0]}/{totals['four'][1]}")

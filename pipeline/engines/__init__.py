@@ -7,7 +7,9 @@ cell); the results come back to the calling process, which alone writes them.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
+from typing import Callable
 
 from pipeline.errors import UserError
 
@@ -40,3 +42,23 @@ class Engine:
 def as_engine(engine: "Engine | int") -> Engine:
     """An :class:`Engine`; a plain number is that many local processes (what ``--workers N`` meant before engines)."""
     return engine if isinstance(engine, Engine) else Engine("local", int(engine))
+
+
+def start_worker(initializer: Callable | None, initargs: tuple) -> Exception | None:
+    """Run a worker's ``initializer(*initargs)``; return what it raised (None if nothing), for each call to raise.
+
+    A worker whose set-up raises would otherwise look like one that died, and every item would be blamed in
+    turn. The error goes back to the caller pickled, so one that does not survive pickling is replaced by a
+    ``RuntimeError`` that names it.
+    """
+    if initializer is None:
+        return None
+    try:
+        initializer(*initargs)
+    except Exception as error:  # noqa: BLE001 (raised by each call instead, so it reaches the caller as itself)
+        try:
+            pickle.loads(pickle.dumps(error))
+        except Exception:  # noqa: BLE001
+            return RuntimeError(f"the workers could not start: {type(error).__name__}: {error}")
+        return error
+    return None

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import signal
+import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import resource_tracker
 from typing import Any, Callable, Iterator, Sequence
+
+from pipeline.engines import start_worker
 
 #: Items in flight per worker: one being worked on, one waiting, so a worker never idles between items.
 DEPTH = 2
@@ -128,8 +133,7 @@ def _collect(pool: ProcessPoolExecutor, flight: dict, done: dict, alone: deque, 
         alone.extendleft(reversed(again))
 
 
-#: In a worker: what its initializer raised. A pool whose initializer raises is broken, and every item would
-#: look like one that killed its worker; each call raises this instead.
+#: In a worker: what its initializer raised (:func:`pipeline.engines.start_worker`), which each call raises.
 _init_error: Exception | None = None
 
 
@@ -137,16 +141,12 @@ def _start(initializer: Callable | None, initargs: tuple) -> None:
     """A worker's start: Ctrl-C is the parent's to handle (it kills the workers), then ``initializer``."""
     global _init_error
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if initializer is not None:
-        try:
-            initializer(*initargs)
-        except Exception as error:  # noqa: BLE001 (raised by each call, so it reaches the caller as itself)
-            _init_error = error
+    _init_error = start_worker(initializer, initargs)
 
 
 @contextlib.contextmanager
 def _ctrl_c_held() -> Iterator[None]:
-    """Hold Ctrl-C back from this thread while it starts processes, which inherit the blocked SIGINT.
+    """Hold Ctrl-C back while this thread starts processes, which inherit the blocked SIGINT.
 
     A worker ignores Ctrl-C only once :func:`_start` runs, after it has imported what it needs (seconds,
     for MediaPipe); a Ctrl-C before that printed every worker's traceback. Held here, it reaches this
@@ -155,11 +155,23 @@ def _ctrl_c_held() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):  # not POSIX
         yield
         return
+    resource_tracker.ensure_running()  # its first start unblocks SIGINT on its way out
+    # The mask holds the signal back from this thread only: another (tqdm's monitor) may take it, and Python
+    # would then raise KeyboardInterrupt in the main thread mid-start. So Python's handler waits too.
+    main = threading.current_thread() is threading.main_thread()  # the only thread that may set handlers
+    held: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum)) if main else None
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a Ctrl-C held back by the mask arrives here
+        if main:
+            signal.signal(signal.SIGINT, handler)
+            if held and callable(handler):
+                handler(signal.SIGINT, None)  # Python's own raises KeyboardInterrupt
+            elif held and handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)
 
 
 def _call(func: Callable, item: Any) -> Any:

@@ -24,6 +24,7 @@ import os
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from pipeline.engines import start_worker
 from pipeline.errors import UserError
 
 INSTALL = 'pip install "handcam[ray]" (in a checkout: pip install -e ".[ray]")'
@@ -81,12 +82,7 @@ class _Worker:
 
     def __init__(self, func: Callable, initializer: Callable | None, initargs: tuple):
         self.func = func
-        self.error = None  # what the initializer raised: each batch raises it, so it reaches the caller as itself
-        if initializer is not None:
-            try:
-                initializer(*initargs)
-            except Exception as error:  # noqa: BLE001
-                self.error = error
+        self.error = start_worker(initializer, initargs)  # what the initializer raised: each batch raises it
 
     def run(self, batch: list) -> list:
         if self.error is not None:

@@ -100,11 +100,22 @@ def fail_to_start() -> None:
     raise OSError("model.task: cannot load")
 
 
+class NeedsTwo(Exception):
+    def __init__(self, what: str, why: str) -> None:  # pickled as NeedsTwo(message): it cannot be unpickled
+        super().__init__(f"{what}: {why}")
+
+
+def fail_unpicklably() -> None:
+    raise NeedsTwo("model.task", "cannot load")
+
+
 def test_an_exception_in_the_initializer_is_raised_as_itself_not_blamed_on_the_items():
     # A pool whose initializer raises is broken: without care every item looks like one that killed its worker.
     lost = []
     with pytest.raises(OSError, match="model.task: cannot load"):
         list(map_on_processes(abs, list(range(8)), fail_to_start, workers=2, on_lost=lambda x, why: lost.append(x)))
+    with pytest.raises(RuntimeError, match="could not start: NeedsTwo: model.task: cannot load"):
+        list(map_on_processes(abs, list(range(8)), fail_unpicklably, workers=2, on_lost=lambda x, why: lost.append(x)))
     assert lost == [] and children() == []
 
 
@@ -113,9 +124,11 @@ import os, signal, sys, threading, time
 from pipeline.engines.processes import map_on_processes
 
 if __name__ == "__mp_main__":  # a worker, importing what it needs (MediaPipe takes seconds)
-    with open(os.path.join(sys.argv[1], f"worker-{os.getpid()}"), "w") as out:  # can Ctrl-C reach it now?
+    mark = os.path.join(sys.argv[1], f"worker-{os.getpid()}")
+    with open(mark + ".part", "w") as out:  # can Ctrl-C reach it now?
         out.write(str(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
                       or signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
+    os.replace(mark + ".part", mark)
     time.sleep(4)
 
 
@@ -123,8 +136,15 @@ def same(x):
     return x
 
 
+def ctrl_c_once_both_workers_import():
+    while len([n for n in os.listdir(sys.argv[1]) if n.startswith("worker-") and not n.endswith(".part")]) < 2:
+        time.sleep(0.05)
+    os.killpg(os.getpgrp(), signal.SIGINT)  # Ctrl-C: the whole process group
+
+
 if __name__ == "__main__":
-    threading.Timer(1.5, os.killpg, (os.getpgrp(), signal.SIGINT)).start()  # Ctrl-C: the whole process group
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal: CI may start us with Ctrl-C ignored
+    threading.Thread(target=ctrl_c_once_both_workers_import, daemon=True).start()  # also a thread it may land on
     try:
         list(map_on_processes(same, list(range(8)), workers=2))
     except KeyboardInterrupt:
@@ -141,6 +161,7 @@ def test_ctrl_c_while_the_workers_start_stops_this_process_and_never_reaches_the
     assert proc.stdout == "stopped\n" and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     held = [p.read_text() for p in tmp_path.glob("worker-*")]
     assert held == ["True", "True"]  # both workers started with Ctrl-C held back, from their first line on
+    assert proc.stderr == ""
 
 
 def test_leaving_early_kills_running_items():
