@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--none-poses", type=float, metavar="SHARE",
                         help="drawn non-gestures, as a share of the training crops, for fills drawn from the landmarks "
                              "(default: the training default)")
+    parser.add_argument("--pose-tilt", type=float, metavar="DEG",
+                        help="turn each finger-pose copy in 3D by up to DEG degrees (default: the training default)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -112,10 +114,8 @@ def main() -> None:
     labels = list(dict.fromkeys(n for p in parts for n in p.label_names))
     labels = [n for n in labels if n != NONE_LABEL] + ([NONE_LABEL] if NONE_LABEL in labels else [])
     config = replace(TrainConfig(), epochs=args.epochs, seed=args.seed)
-    if args.pose_copies is not None:
-        config = replace(config, augment=replace(config.augment, pose_copies=args.pose_copies))
-    if args.none_poses is not None:
-        config = replace(config, augment=replace(config.augment, none_poses=args.none_poses))
+    asked = {"pose_copies": args.pose_copies, "none_poses": args.none_poses, "pose_tilt_deg": args.pose_tilt}
+    config = replace(config, augment=replace(config.augment, **{k: v for k, v in asked.items() if v is not None}))
     rows, shown_all, truth_all, turned = [], [], [], {"upright": [], "turned90": [], "turned180": []}
     for k, held in enumerate(parts):
         name = held.root.name

@@ -41,6 +41,10 @@ class AugmentConfig:
     pose_low: float = 0.4
     pose_high: float = 1.2
     pose_jitter_deg: float = 5.0
+    # Each copy also turned in 3D about the wrist by up to this many degrees, about the palm's across axis
+    # (fingers toward or away from the camera) and about its length axis (the palm toward edge-on), and its
+    # square fitted again (finger_poses.tilt_hand). Only for upright crops mirrored by chirality.
+    pose_tilt_deg: float = 0.0
     # Drawn non-gestures (finger_poses.none_poses), as a share of the training crops (copies included),
     # labelled none. Only for the count labels with none, on crops drawn from the landmarks.
     none_poses: float = 0.25
@@ -49,6 +53,8 @@ class AugmentConfig:
         if self.pose_copies < 0 or not 0 < self.pose_low <= self.pose_high:
             raise UserError(f"finger-pose copies need pose_copies >= 0 and 0 < pose_low <= pose_high, got "
                             f"{self.pose_copies}, {self.pose_low}, {self.pose_high}")
+        if not 0 <= self.pose_tilt_deg < 90:
+            raise UserError(f"finger-pose tilts need 0 <= pose_tilt_deg < 90, got {self.pose_tilt_deg}")
         if self.none_poses < 0:
             raise UserError(f"drawn non-gestures need none_poses >= 0, got {self.none_poses}")
 

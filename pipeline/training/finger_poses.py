@@ -27,7 +27,7 @@ import torch
 
 from pipeline.data.load import Dataset, affines_of, landmarks_of
 from pipeline.labels import NONE_LABEL
-from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP, crop_points, fill_crop, hand_affine, seen_from_back
+from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP, crop_points, fill_crop, hand_affine, looks_left, seen_from_back
 from pipeline.preprocess.hands import MIDDLE_MCP, WRIST
 from pipeline.training.augment import AugmentConfig
 
@@ -73,6 +73,25 @@ def spread_fingers(landmarks: np.ndarray, factor: float, turns_deg: np.ndarray) 
         c, s = np.cos(by), np.sin(by)
         xy[list(chain)] = (xy[list(chain)] - xy[base]) @ np.array([[c, s], [-s, c]]) + xy[base]
     return out
+
+
+def tilt_hand(landmarks: np.ndarray, pitch_deg: float, yaw_deg: float) -> np.ndarray:
+    """(21, 3) landmarks turned in 3D about the wrist, as the same hand held at another angle to the camera.
+
+    ``pitch_deg`` turns it about the palm's across axis (perpendicular, in the image, to wrist -> middle-finger
+    base): the fingers lean toward or away from the camera and look shorter. ``yaw_deg`` turns it about the
+    palm's length axis: the palm turns toward edge-on. x, y and z share units (MediaPipe's z is scaled as x),
+    so every bone keeps its 3D length; the camera is taken as far away (a parallel projection).
+    """
+    points = np.asarray(landmarks, np.float64)
+    up = points[MIDDLE_MCP, :2] - points[WRIST, :2]
+    up = up / max(float(np.linalg.norm(up)), 1e-9)
+    axes = np.array([[up[1], -up[0], 0.0], [up[0], up[1], 0.0], [0.0, 0.0, 1.0]])  # rows: across, up, depth
+    p, y = np.deg2rad(pitch_deg), np.deg2rad(yaw_deg)
+    pitch = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    yaw = np.array([[np.cos(y), 0, -np.sin(y)], [0, 1, 0], [np.sin(y), 0, np.cos(y)]])
+    local = (points - points[WRIST]) @ axes.T
+    return local @ (yaw @ pitch).T @ axes + points[WRIST]
 
 
 #: The fingers (thumb 0, index 1, ... little 4) each count raises, as the training photos make them.
@@ -176,15 +195,22 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     affines = affines_of(rows) * settings.render_scale  # onto the large render, where the mask is drawn
     marks = landmarks_of(rows)
     rng = np.random.default_rng(seed)
+    # A tilted hand gets its square fitted again, upright and mirrored as the live crop would be.
+    tilt = config.pose_tilt_deg if settings.rotate and settings.mirror == "chirality" else 0.0
     out = np.empty((config.pose_copies, len(rows), 1, settings.size, settings.size), np.uint8)
     for copy in range(config.pose_copies):
         factors = rng.uniform(config.pose_low, config.pose_high, len(rows))
         turns = rng.normal(0.0, config.pose_jitter_deg, (len(rows), len(FINGERS)))
+        tilts = rng.uniform(-tilt, tilt, (len(rows), 2)) if tilt else None  # no draw: copies without tilt stay as they were
         for n in range(len(rows)):
             moved = spread_fingers(marks[n], factors[n], turns[n])
-            out[copy, n, 0] = fill_crop(None, crop_points(affines[n], moved), settings)[0]
+            affine = affines[n]
+            if tilt:
+                moved = tilt_hand(moved, *tilts[n])
+                affine = hand_affine(moved, looks_left(moved), settings, settings.render_size)
+            out[copy, n, 0] = fill_crop(None, crop_points(affine, moved), settings)[0]
     return torch.from_numpy(out.reshape(-1, 1, settings.size, settings.size))
 
 
 __all__ = ["COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS",
-           "NoneHands", "STRAIGHT", "finger_angles", "none_hands", "none_poses", "pose_copies", "raised_fingers", "spread_fingers"]
+           "NoneHands", "STRAIGHT", "finger_angles", "none_hands", "none_poses", "pose_copies", "raised_fingers", "spread_fingers", "tilt_hand"]

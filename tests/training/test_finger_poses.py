@@ -9,6 +9,7 @@ import pytest
 
 from helpers import REPO
 from pipeline.data.load import dataset_settings, landmarks_of, load_dataset
+from pipeline.errors import UserError
 from pipeline.training.augment import AugmentConfig
 from pipeline.training.finger_poses import (
     COUNT_STYLES,
@@ -20,6 +21,7 @@ from pipeline.training.finger_poses import (
     pose_copies,
     raised_fingers,
     spread_fingers,
+    tilt_hand,
 )
 
 
@@ -83,6 +85,43 @@ def test_copies_are_drawn_as_the_crops_are_and_only_from_landmark_drawn_crops(ep
     assert diff.mean() < 3 and ((resized.numpy() > 0) == (smaller.images[rows].numpy() > 0)).mean() > 0.97
     photo = load_dataset(REPO / "data" / "epsrc")
     assert photo.settings.fill == "image" and pose_copies(photo, rows, AugmentConfig(), 0) is None
+
+
+def test_a_tilted_hand_is_the_same_hand_turned_in_3d_about_the_wrist(epsrc_depth):
+    distances = lambda m: np.linalg.norm(m[:, None] - m[None], axis=2)  # noqa: E731
+    for marks in landmarks_of(epsrc_depth.index)[::10]:
+        assert np.allclose(tilt_hand(marks, 0, 0), marks, atol=1e-9)
+        turned = tilt_hand(marks, 35, -25)
+        np.testing.assert_allclose(distances(turned), distances(marks), atol=1e-6)  # in 3D, a rigid turn
+        assert not np.allclose(turned[:, :2], marks[:, :2], atol=1.0)
+        np.testing.assert_allclose(turned[0], marks[0], atol=1e-9)  # about the wrist
+        flat = marks.copy()
+        flat[:, 2] = 0  # a palm facing the camera: the turns foreshorten it by their cosines
+        up = lambda m: np.linalg.norm(m[9, :2] - m[0, :2])  # noqa: E731
+        np.testing.assert_allclose(up(tilt_hand(flat, 60, 0)), 0.5 * up(flat), rtol=1e-9)  # fingers toward the camera
+        axis = (flat[9, :2] - flat[0, :2]) / up(flat)
+        width = [np.linalg.norm(w - (w @ axis) * axis) for w in (m[5, :2] - m[17, :2] for m in (flat, tilt_hand(flat, 0, 60)))]
+        assert width[1] == pytest.approx(0.5 * width[0], rel=1e-9)  # the palm toward edge-on
+        assert up(tilt_hand(flat, 0, 60)) == pytest.approx(up(flat), rel=1e-9)
+
+
+def test_tilted_copies_are_cropped_as_the_live_hand_would_be(epsrc_depth):
+    rows = np.arange(0, len(epsrc_depth), 5)
+    still = AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0)
+    # Without a tilt, copies are as they were; with a vanishing one, the square fitted again is the crop's own.
+    assert np.array_equal(pose_copies(epsrc_depth, rows, AugmentConfig(), 3).numpy(),
+                          pose_copies(epsrc_depth, rows, replace(AugmentConfig(), pose_tilt_deg=0.0), 3).numpy())
+    barely = pose_copies(epsrc_depth, rows, replace(still, pose_tilt_deg=1e-7), 0).numpy().astype(int)
+    off = np.abs(barely - epsrc_depth.images[rows].numpy())  # the index keeps the affine to 4 decimals: a few edge pixels
+    assert off.max() <= 8 and (off > 0).mean() < 0.005
+    tilted = pose_copies(epsrc_depth, rows, replace(still, pose_tilt_deg=40), 0).numpy()
+    changed = np.abs(tilted.astype(int) - epsrc_depth.images[rows].numpy()).sum((1, 2, 3))
+    assert (changed > 255).mean() > 0.9
+    lit = tilted[:, 0] > 0  # each tilted hand still fills its square's longer side, margins aside (28 / 1.3)
+    extent = np.array([max(np.ptp(np.flatnonzero(m.any(0))), np.ptp(np.flatnonzero(m.any(1)))) + 1 for m in lit])
+    assert np.median(extent) >= 20
+    with pytest.raises(UserError, match="pose_tilt_deg"):
+        AugmentConfig(pose_tilt_deg=90)
 
 
 @pytest.fixture(scope="module")
