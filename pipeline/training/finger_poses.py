@@ -85,7 +85,9 @@ def tilt_hand(landmarks: np.ndarray, pitch_deg: float, yaw_deg: float) -> np.nda
     """
     points = np.asarray(landmarks, np.float64)
     up = points[MIDDLE_MCP, :2] - points[WRIST, :2]
-    up = up / max(float(np.linalg.norm(up)), 1e-9)
+    if np.linalg.norm(up) < 1e-9:  # no palm axis to turn about
+        return points.copy()
+    up = up / np.linalg.norm(up)
     axes = np.array([[up[1], -up[0], 0.0], [up[0], up[1], 0.0], [0.0, 0.0, 1.0]])  # rows: across, up, depth
     p, y = np.deg2rad(pitch_deg), np.deg2rad(yaw_deg)
     pitch = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
@@ -195,8 +197,9 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     affines = affines_of(rows) * settings.render_scale  # onto the large render, where the mask is drawn
     marks = landmarks_of(rows)
     rng = np.random.default_rng(seed)
-    # A tilted hand gets its square fitted again, upright and mirrored as the live crop would be.
-    tilt = config.pose_tilt_deg if settings.rotate and settings.mirror == "chirality" else 0.0
+    # A tilted hand gets its square fitted again, as the live crop would be: by chirality, its turn may flip.
+    tilt = config.pose_tilt_deg
+    mirrored = rows["mirrored"].to_numpy().astype(bool)
     out = np.empty((config.pose_copies, len(rows), 1, settings.size, settings.size), np.uint8)
     for copy in range(config.pose_copies):
         factors = rng.uniform(config.pose_low, config.pose_high, len(rows))
@@ -207,7 +210,8 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
             affine = affines[n]
             if tilt:
                 moved = tilt_hand(moved, *tilts[n])
-                affine = hand_affine(moved, looks_left(moved), settings, settings.render_size)
+                mirror = looks_left(moved) if settings.mirror == "chirality" else bool(mirrored[n])
+                affine = hand_affine(moved, mirror, settings, settings.render_size)
             out[copy, n, 0] = fill_crop(None, crop_points(affine, moved), settings)[0]
     return torch.from_numpy(out.reshape(-1, 1, settings.size, settings.size))
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from helpers import REPO
-from pipeline.data.load import dataset_settings, landmarks_of, load_dataset
+from pipeline.data.load import affines_of, dataset_settings, landmarks_of, load_dataset
 from pipeline.errors import UserError
+from pipeline.preprocess.crops import crop_points, fill_crop, hand_affine, looks_left
 from pipeline.training.augment import AugmentConfig
 from pipeline.training.finger_poses import (
     COUNT_STYLES,
@@ -107,19 +108,43 @@ def test_a_tilted_hand_is_the_same_hand_turned_in_3d_about_the_wrist(epsrc_depth
 
 def test_tilted_copies_are_cropped_as_the_live_hand_would_be(epsrc_depth):
     rows = np.arange(0, len(epsrc_depth), 5)
+    settings = epsrc_depth.settings
+    index = epsrc_depth.index.iloc[rows]
+    affines, marks = affines_of(index) * settings.render_scale, landmarks_of(index)
+
+    def drawn(moved, affine):
+        return fill_crop(None, crop_points(affine, moved), settings)[0]
+
+    # Without a tilt, copies are drawn as before tilts existed: the same random draws, each hand in its crop's square.
+    rng, config = np.random.default_rng(3), AugmentConfig()
+    before = []
+    for _ in range(config.pose_copies):
+        factors = rng.uniform(config.pose_low, config.pose_high, len(rows))
+        turns = rng.normal(0.0, config.pose_jitter_deg, (len(rows), len(FINGERS)))
+        before += [drawn(spread_fingers(m, f, t), a) for m, f, t, a in zip(marks, factors, turns, affines)]
+    assert np.array_equal(pose_copies(epsrc_depth, rows, config, 3).numpy()[:, 0], np.stack(before))
+    # With a vanishing tilt, the square fitted again is the crop's own (the index keeps the affine to 4
+    # decimals: a few edge pixels differ).
     still = AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0)
-    # Without a tilt, copies are as they were; with a vanishing one, the square fitted again is the crop's own.
-    assert np.array_equal(pose_copies(epsrc_depth, rows, AugmentConfig(), 3).numpy(),
-                          pose_copies(epsrc_depth, rows, replace(AugmentConfig(), pose_tilt_deg=0.0), 3).numpy())
     barely = pose_copies(epsrc_depth, rows, replace(still, pose_tilt_deg=1e-7), 0).numpy().astype(int)
-    off = np.abs(barely - epsrc_depth.images[rows].numpy())  # the index keeps the affine to 4 decimals: a few edge pixels
+    off = np.abs(barely - epsrc_depth.images[rows].numpy())
     assert off.max() <= 8 and (off > 0).mean() < 0.005
-    tilted = pose_copies(epsrc_depth, rows, replace(still, pose_tilt_deg=40), 0).numpy()
-    changed = np.abs(tilted.astype(int) - epsrc_depth.images[rows].numpy()).sum((1, 2, 3))
-    assert (changed > 255).mean() > 0.9
-    lit = tilted[:, 0] > 0  # each tilted hand still fills its square's longer side, margins aside (28 / 1.3)
-    extent = np.array([max(np.ptp(np.flatnonzero(m.any(0))), np.ptp(np.flatnonzero(m.any(1)))) + 1 for m in lit])
-    assert np.median(extent) >= 20
+    # Tilted, each hand is turned as drawn and fitted again: the square's longer side the box's with margins.
+    tilted = pose_copies(epsrc_depth, rows, replace(still, pose_tilt_deg=40), 0).numpy()[:, 0]
+    rng = np.random.default_rng(0)
+    factors, turns = rng.uniform(1, 1, len(rows)), rng.normal(0.0, 0, (len(rows), len(FINGERS)))  # drawn first
+    angles = rng.uniform(-40, 40, (len(rows), 2))
+    for image, m, f, t, (pitch, yaw) in zip(tilted, marks, factors, turns, angles):
+        moved = tilt_hand(spread_fingers(m, f, t), pitch, yaw)
+        square = hand_affine(moved, looks_left(moved), settings, settings.render_size)
+        points = crop_points(square, moved)
+        assert np.ptp(points[:, :2], axis=0).max() == pytest.approx(settings.render_size / 1.3, rel=1e-6)
+        assert np.array_equal(image, drawn(moved, square))
+    assert (np.abs(tilted.astype(int) - epsrc_depth.images[rows, 0].numpy()).sum((1, 2)) > 255).mean() > 0.9
+    # Other crop settings are tilted too: not upright, not mirrored.
+    plain = replace(epsrc_depth, settings=replace(settings, rotate=False, mirror="none"))
+    assert not np.array_equal(pose_copies(plain, rows, replace(still, pose_tilt_deg=40), 0).numpy(),
+                              pose_copies(plain, rows, still, 0).numpy())
     with pytest.raises(UserError, match="pose_tilt_deg"):
         AugmentConfig(pose_tilt_deg=90)
 
