@@ -6,7 +6,7 @@ landmarks put it. This measures the thumb tip in palm coordinates (origin the wr
 palm's length from wrist to middle-finger base, x toward the index side), on every clip frame where
 the palm faces the camera, and counts, for each committed dataset, the face-on fives and fours whose
 thumb tip lies within ``--radius`` of the clip's median. Face-on is as the drawn non-gestures take it
-(:data:`pipeline.training.finger_poses.FACE_ON`).
+(:func:`pipeline.training.finger_poses.face_on`).
 
     python benchmarks/clip_thumb.py [--radius 0.25] [--data data/fingers --data data/homes ...]
 
@@ -28,7 +28,7 @@ from pipeline.data.load import landmarks_of, load_dataset  # noqa: E402
 from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP  # noqa: E402
 from pipeline.preprocess.hands import MIDDLE_MCP, WRIST, HandDetector  # noqa: E402
 from pipeline.preprocess.sources import open_source  # noqa: E402
-from pipeline.training.finger_poses import FACE_ON  # noqa: E402
+from pipeline.training.finger_poses import face_on  # noqa: E402
 
 THUMB_TIP = 4
 DATASETS = ("fingers", "sign_digits", "homes", "rps_green", "asl_letters", "epsrc", "gestures")
@@ -43,11 +43,6 @@ def palm_coordinates(landmarks: np.ndarray) -> np.ndarray:
     across = np.array([up[1], -up[0]])
     out = (xy - xy[WRIST]) @ np.stack([across, up], 1) / length
     return out if out[INDEX_MCP, 0] >= out[PINKY_MCP, 0] else out * [-1, 1]
-
-
-def face_on(palm: np.ndarray) -> np.ndarray:
-    """(N,) bool: the palms, in palm coordinates (N, 21, 2), at least :data:`FACE_ON` as wide as long."""
-    return np.linalg.norm(palm[:, INDEX_MCP] - palm[:, PINKY_MCP], axis=1) >= FACE_ON
 
 
 def clip_landmarks(source: str = "sample") -> np.ndarray:

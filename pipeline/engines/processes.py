@@ -48,22 +48,21 @@ def map_on_processes(func: Callable, items: Sequence, initializer: Callable | No
     nxt = 0
     try:
         while nxt < len(items):
-            back = None  # the deque the item being sent came from
+            if alone:  # after a death, one item at a time
+                back, sends = alone, ([alone.popleft()] if not flight else [])
+                solo = sends[0] if sends else solo
+            else:
+                back, solo = queue, None
+                sends = [queue.popleft() for _ in range(min(len(queue), workers * DEPTH - len(flight)))]
             try:
-                with _ctrl_c_held():  # submit starts the processes
-                    if alone:
-                        if not flight:
-                            back, solo = alone, alone.popleft()
-                            flight[solo] = pool.submit(_call, func, items[solo])
-                    else:
-                        solo, back = None, queue
-                        while queue and len(flight) < workers * DEPTH:
-                            i = queue.popleft()
+                if sends:
+                    with _ctrl_c_held():  # submit starts the processes
+                        for i in sends:
                             flight[i] = pool.submit(_call, func, items[i])
             except BrokenProcessPool:
                 # A worker died while no item of ours was running on it (idle, or before the pool failed
-                # the futures): the item not sent goes back where it came from, and nothing is blamed.
-                back.appendleft(solo if back is alone else i)
+                # the futures): the items not sent go back where they came from, and nothing is blamed.
+                back.extendleft(reversed([i for i in sends if i not in flight]))
                 _collect(pool, flight, done, alone, None, items, on_lost)
                 pool, solo = start(), None
                 continue

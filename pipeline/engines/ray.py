@@ -106,8 +106,8 @@ def map_on_actors(func: Callable, items: Sequence, initializer: Callable | None 
     sent, ``here`` telling whether the actor runs on this machine (elsewhere, read the file's bytes to
     send them, so the cluster's nodes need not share this machine's files). An item whose worker died
     under it on its own gives ``on_lost(item, why)``; without ``on_lost`` that raises ``RuntimeError``.
-    An exception ``func`` or the initializer raises is raised here, as itself. Leaving early (an error, Ctrl-C, closing the
-    iterator) kills the actors, so no work is left running on the cluster.
+    An exception ``func`` or the initializer raises is raised here, as itself. Leaving early (an error,
+    Ctrl-C, closing the iterator) kills the actors, so no work is left running on the cluster.
     """
     ray = require_ray()
     from ray.exceptions import RayActorError, RayTaskError

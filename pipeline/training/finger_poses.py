@@ -27,8 +27,8 @@ import torch
 
 from pipeline.data.load import Dataset, affines_of, landmarks_of
 from pipeline.labels import NONE_LABEL
-from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP, crop_points, fill_crop, hand_affine, looks_left, seen_from_back
-from pipeline.preprocess.hands import MIDDLE_MCP, WRIST
+from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP, crop_points, fill_crop, hand_affine, mirrors, seen_from_back
+from pipeline.preprocess.hands import MIDDLE_MCP, WRIST, Hand
 from pipeline.training.augment import AugmentConfig
 
 #: Each finger's base and the landmarks that turn about it: thumb (from its CMC joint), index, middle, ring, little.
@@ -107,6 +107,13 @@ NONE_FINGERS = tuple(c for n in range(6) for c in itertools.combinations(range(5
 #: A palm is taken as seen face-on (a receiver or donor) when its width, index to little-finger base, is at
 #: least this share of its length: an edge-on palm's length says nothing of its fingers' scale.
 FACE_ON = 0.5
+
+
+def face_on(landmarks: np.ndarray) -> np.ndarray:
+    """(N,) bool: which of (N, 21, 2 or 3) hands show the camera their palm or back, not its edge (:data:`FACE_ON`)."""
+    xy = np.asarray(landmarks, np.float64)[..., :2]
+    width = np.linalg.norm(xy[:, INDEX_MCP] - xy[:, PINKY_MCP], axis=1)
+    return width >= FACE_ON * np.linalg.norm(xy[:, MIDDLE_MCP] - xy[:, WRIST], axis=1)
 #: A donor finger reaches at most this many palm lengths from its base; longer ones are landmark errors.
 LONGEST_FINGER = 1.3
 
@@ -148,9 +155,9 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int) -> Non
     flat = (points - points[:, WRIST:WRIST + 1]) / palm  # in palm lengths from the wrist
     back = np.array([seen_from_back(m, h) for m, h in zip(marks, rows["handedness"])], bool)
     flat[back, :, 2] *= -1  # every palm toward the camera
-    face_on = np.linalg.norm(flat[:, INDEX_MCP, :2] - flat[:, PINKY_MCP, :2], axis=1) >= FACE_ON
+    facing = face_on(points)
     donors: dict[tuple[int, bool], list[np.ndarray]] = {(k, up): [] for k in range(len(FINGERS)) for up in (True, False)}
-    for n, label in zip(np.flatnonzero(face_on), data.labels.numpy()[indices][face_on]):
+    for n, label in zip(np.flatnonzero(facing), data.labels.numpy()[indices][facing]):
         raised = COUNT_FINGERS.get(names[label])
         seen = raised_fingers(points[n])  # a finger whose label and shape disagree gives nothing
         for k, (base, chain) in enumerate(FINGERS if raised is not None else ()):
@@ -163,7 +170,7 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int) -> Non
         return None
     rng = np.random.default_rng(seed)
     square = replace(settings, rotate=False)  # the hand is upright already: only its box is fitted again
-    palms = rng.choice(np.flatnonzero(face_on), count)
+    palms = rng.choice(np.flatnonzero(facing), count)
     out, sets = np.empty((count, 21, 3)), []
     for i, n in enumerate(palms):
         sets.append(drawable[rng.integers(len(drawable))])
@@ -197,9 +204,8 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     affines = affines_of(rows) * settings.render_scale  # onto the large render, where the mask is drawn
     marks = landmarks_of(rows)
     rng = np.random.default_rng(seed)
-    # A tilted hand gets its square fitted again, as the live crop would be: by chirality, its turn may flip.
     tilt = config.pose_tilt_deg
-    mirrored = rows["mirrored"].to_numpy().astype(bool)
+    handedness = rows["handedness"].to_numpy(str)
     out = np.empty((config.pose_copies, len(rows), 1, settings.size, settings.size), np.uint8)
     for copy in range(config.pose_copies):
         factors = rng.uniform(config.pose_low, config.pose_high, len(rows))
@@ -208,13 +214,14 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
         for n in range(len(rows)):
             moved = spread_fingers(marks[n], factors[n], turns[n])
             affine = affines[n]
-            if tilt:
+            if tilt:  # its square fitted again as the live crop's would be (by chirality, the turn may flip it)
                 moved = tilt_hand(moved, *tilts[n])
-                mirror = looks_left(moved) if settings.mirror == "chirality" else bool(mirrored[n])
+                mirror = mirrors(Hand(moved, moved, handedness[n], 1.0), settings)
                 affine = hand_affine(moved, mirror, settings, settings.render_size)
             out[copy, n, 0] = fill_crop(None, crop_points(affine, moved), settings)[0]
     return torch.from_numpy(out.reshape(-1, 1, settings.size, settings.size))
 
 
 __all__ = ["COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS",
-           "NoneHands", "STRAIGHT", "finger_angles", "none_hands", "none_poses", "pose_copies", "raised_fingers", "spread_fingers", "tilt_hand"]
+           "NoneHands", "STRAIGHT", "face_on", "finger_angles", "none_hands", "none_poses", "pose_copies", "raised_fingers",
+           "spread_fingers", "tilt_hand"]
