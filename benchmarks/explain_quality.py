@@ -130,7 +130,7 @@ def sanity(loaded, x, targets, name: str, draws: int, data: list[str] | None) ->
     sessions with their labels permuted, without augmentation, for 40 epochs (augmentation would keep it
     from fitting random labels, which is what the test asks of it).
     """
-    from pipeline.explainers.scores import CASCADE
+    from pipeline.explainers.scores import weighted_layers
     from pipeline.training.augment import NO_AUGMENT
     from pipeline.training.loop import TrainConfig
     from pipeline.training.run import make_split, train_run
@@ -139,7 +139,7 @@ def sanity(loaded, x, targets, name: str, draws: int, data: list[str] | None) ->
     method, layer = parse(name)
     build = METHODS[method]
     reference = build(model, layer)(x, targets)
-    weighted = [n for n in CASCADE if hasattr(model.features, n) or hasattr(model.classifier, n)]
+    weighted = list(weighted_layers(model))
     lit = (x[:, 0] > 0).numpy() if reference.shape[-1] == x.shape[-1] else None  # the hand's pixels, for a pixel-level map
     cascade = cascading_randomisation(model, lambda m: build(m, layer), x, targets, weighted, draws=draws, masks=lit)
     ds, groups = model_data(loaded, data)

@@ -31,8 +31,14 @@ from pipeline.data.load import affines_of, landmarks_of
 from pipeline.explainers import Explainer
 from pipeline.preprocess.crops import hand_mask, transform_points
 
-CASCADE = ("fc3", "fc2", "fc1", "conv2", "conv1")  # LeNet-5's weighted layers, from the top down
-"""The order in which :func:`cascading_randomisation` re-initialises layers (cumulatively)."""
+
+def weighted_layers(model: nn.Module) -> tuple[str, ...]:
+    """The conv and linear layers of a LeNet (``model.features``, ``model.classifier``), from the top down:
+    the order in which :func:`cascading_randomisation` re-initialises them (``fc3 fc2 fc1 conv2 conv1`` for
+    LeNet-5; a deeper variant's ``conv3`` too)."""
+    names = [name for part in (model.features, model.classifier) for name, layer in part.named_children()
+             if isinstance(layer, (nn.Conv2d, nn.Linear))]
+    return tuple(reversed(names))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,9 +235,10 @@ def constant_maps(maps: torch.Tensor) -> torch.Tensor:
 
 
 def cascading_randomisation(model: nn.Module, explainer: Callable[[nn.Module], Explainer], x: torch.Tensor,
-                            targets: torch.Tensor, layers: Sequence[str] = CASCADE, draws: int = 16,
+                            targets: torch.Tensor, layers: Sequence[str] | None = None, draws: int = 16,
                             seed: int = 0, masks: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-    """Re-initialise ``layers`` one after another (cumulatively) and compare the maps with the trained model's.
+    """Re-initialise ``layers`` (default: :func:`weighted_layers`) one after another (cumulatively) and compare the
+    maps with the trained model's.
 
     ``explainer(model)`` builds the explainer to test (e.g. ``lambda m: GradCAM(m, "conv2")``); maps are
     compared raw. One random network is one draw, so each figure is a mean over ``draws`` seeded
@@ -241,6 +248,7 @@ def cascading_randomisation(model: nn.Module, explainer: Callable[[nn.Module], E
     ``masks`` (maps' resolution) also ``"spearman_hand"``. The model is not changed (each draw
     randomises a copy).
     """
+    layers = weighted_layers(model) if layers is None else layers
     reference = explainer(model)(x, targets)
     names = (*SIMILARITIES, "constant", *(("spearman_hand",) if masks is not None else ()))
     sums = {name: torch.zeros(len(layers)) for name in names}
