@@ -202,8 +202,8 @@ text = (f"**Chosen on validation:** `{chosen}` (the method and layer with the la
         f"{paired['deletion_blur_minus_random'][2]:+.3f}] against random and {paired['deletion_blur_minus_intensity'][0]:+.3f} "
         f"[{paired['deletion_blur_minus_intensity'][1]:+.3f}, {paired['deletion_blur_minus_intensity'][2]:+.3f}] against "
         f"intensity; insertion {paired['insertion_blur_minus_random'][0]:+.3f} and {paired['insertion_blur_minus_intensity'][0]:+.3f}. "
-        f"Its pointing game (peak on a finger) is {t[DEFAULT]['pointing']:.2f}"
-        + (f", below the brightest pixel's {t['intensity']['pointing']:.2f}: the brightest pixel of these crops is "
+        f"Its pointing game (peak on a finger) is {t[DEFAULT]['pointing']:.3f}"
+        + (f", below the brightest pixel's {t['intensity']['pointing']:.3f}: the brightest pixel of these crops is "
            "nearly always on a finger, so pointing at the fingers is no feat here"
            if t[DEFAULT]["pointing"] < t["intensity"]["pointing"] else "")
         + f". Saliency and SmoothGrad score well on the blur and mean fills (deletion {t['saliency']['deletion_blur']:.2f} "
@@ -234,8 +234,9 @@ if "twins" in shipped:
     zg = tw["zero_background"]["means"]["gradcam conv1"]["background_share"]
     display(Markdown(
         f"The zero-background twin scores {z:.3f} on the test sessions against {b:.3f} for its biased twin "
-        f"({(z - b) * 100:+.1f} points, one seed each: retraining alone moved the biased recipe from "
-        f"{shipped['test']['accuracy']:.3f} to {b:.3f}, so this does not show a cost). Its plain Grad-CAM puts "
+        f"({(z - b) * 100:+.1f} points, first members of one seed each; the biased twin is the shipped recipe trained "
+        f"again, {b:.3f} against the shipped first member's {shipped['test']['accuracy']:.3f}"
+        + ("" if z >= b else f": removing the constant cost {(b - z) * 100:.1f} points here") + "). Its plain Grad-CAM puts "
         f"{pct(zg)} of its heat off the hand at conv1 and "
         f"{pct(tw['zero_background']['means']['gradcam conv2']['background_share'])} at conv2 (the biased twin: "
         f"{pct(tw['biased']['means']['gradcam conv1']['background_share'])} and "

@@ -44,7 +44,7 @@ class AugmentConfig:
     # Each copy also turned in 3D about the wrist by up to this many degrees, about the palm's across axis
     # (fingers toward or away from the camera) and about its length axis (the palm toward edge-on), and its
     # square fitted again (finger_poses.tilt_hand).
-    pose_tilt_deg: float = 0.0
+    pose_tilt_deg: float = 30.0
     # Drawn non-gestures (finger_poses.none_poses), as a share of the training crops (copies included),
     # labelled none. Only for the count labels with none, on crops drawn from the landmarks.
     none_poses: float = 0.25

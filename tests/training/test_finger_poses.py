@@ -67,7 +67,7 @@ def test_copies_are_drawn_as_the_crops_are_and_only_from_landmark_drawn_crops(ep
     """Unchanged poses give back the dataset's own crops, byte for byte; spread poses differ from them; a
     crop of the photo's pixels gets no copies."""
     rows = np.arange(0, len(epsrc_depth), 7)
-    same = pose_copies(epsrc_depth, rows, AugmentConfig(pose_copies=2, pose_low=1, pose_high=1, pose_jitter_deg=0), 0)
+    same = pose_copies(epsrc_depth, rows, AugmentConfig(pose_copies=2, pose_low=1, pose_high=1, pose_jitter_deg=0, pose_tilt_deg=0), 0)
     assert tuple(same.shape) == (2 * len(rows), 1, 28, 28)
     assert np.array_equal(same.numpy(), np.concatenate([epsrc_depth.images[rows].numpy()] * 2))
     moved = pose_copies(epsrc_depth, rows, AugmentConfig(), 0).numpy().reshape(2, len(rows), 28, 28)
@@ -77,10 +77,10 @@ def test_copies_are_drawn_as_the_crops_are_and_only_from_landmark_drawn_crops(ep
     assert np.array_equal(pose_copies(epsrc_depth, rows, AugmentConfig(), 0).numpy().reshape(2, len(rows), 28, 28), moved)
     silhouettes = replace(epsrc_depth, images=load_dataset(REPO / "data" / "epsrc", replace(epsrc_depth.settings, fill="mask")).images,
                           settings=replace(epsrc_depth.settings, fill="mask"))
-    plain = pose_copies(silhouettes, rows, AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0), 0)
+    plain = pose_copies(silhouettes, rows, AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0, pose_tilt_deg=0), 0)
     assert np.array_equal(plain.numpy(), silhouettes.images[rows].numpy())
     smaller = load_dataset(REPO / "data" / "epsrc", replace(epsrc_depth.settings, size=20))  # drawn at another size
-    resized = pose_copies(smaller, rows, AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0), 0)
+    resized = pose_copies(smaller, rows, AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0, pose_tilt_deg=0), 0)
     # Drawn at 80 px and reduced, where the loader reduces the stored 112 px renders: alike, not byte for byte.
     diff = np.abs(resized.numpy().astype(int) - smaller.images[rows].numpy())
     assert diff.mean() < 3 and ((resized.numpy() > 0) == (smaller.images[rows].numpy() > 0)).mean() > 0.97
@@ -116,7 +116,7 @@ def test_tilted_copies_are_cropped_as_the_live_hand_would_be(epsrc_depth):
         return fill_crop(None, crop_points(affine, moved), settings)[0]
 
     # Without a tilt, copies are drawn as before tilts existed: the same random draws, each hand in its crop's square.
-    rng, config = np.random.default_rng(3), AugmentConfig()
+    rng, config = np.random.default_rng(3), AugmentConfig(pose_tilt_deg=0)
     before = []
     for _ in range(config.pose_copies):
         factors = rng.uniform(config.pose_low, config.pose_high, len(rows))
@@ -125,7 +125,7 @@ def test_tilted_copies_are_cropped_as_the_live_hand_would_be(epsrc_depth):
     assert np.array_equal(pose_copies(epsrc_depth, rows, config, 3).numpy()[:, 0], np.stack(before))
     # With a vanishing tilt, the square fitted again is the crop's own (the index keeps the affine to 4
     # decimals: a few edge pixels differ).
-    still = AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0)
+    still = AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0, pose_tilt_deg=0)
     barely = pose_copies(epsrc_depth, rows, replace(still, pose_tilt_deg=1e-7), 0).numpy().astype(int)
     off = np.abs(barely - epsrc_depth.images[rows].numpy())
     assert off.max() <= 8 and (off > 0).mean() < 0.005
