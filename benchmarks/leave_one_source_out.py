@@ -11,7 +11,7 @@ threshold. With ``--turned N``, up to N photos of each held-out source also go t
 path again, as they are and turned 90 and 180 degrees.
 
     python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0] [--none-poses 0]
-                                              [--pose-tilt 30] [--turned 60] [--no-mlp]
+                                              [--pose-tilt 0] [--turned 60] [--no-mlp]
 
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
 

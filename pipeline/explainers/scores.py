@@ -33,7 +33,7 @@ from pipeline.preprocess.crops import hand_mask, transform_points
 
 
 def weighted_layers(model: nn.Module) -> tuple[str, ...]:
-    """The conv and linear layers of a LeNet (``model.features``, ``model.classifier``), from the top down:
+    """The conv and linear layers (not batch norm) of a LeNet (``model.features``, ``model.classifier``), from the top down:
     the order in which :func:`cascading_randomisation` re-initialises them (``fc3 fc2 fc1 conv2 conv1`` for
     LeNet-5; a deeper variant's ``conv3`` too)."""
     names = [name for part in (model.features, model.classifier) for name, layer in part.named_children()

@@ -4,8 +4,9 @@ Each transform imitates a way another person's hand, camera or room differs from
 photos: hand angle and size (affine), lighting and skin tone (brightness, contrast, gamma),
 camera resolution (blur by down- and up-sampling), occlusion (erasing), and viewpoint: fingers that
 point toward the camera look shorter (squash along the hand's upright axis) and a hand seen from
-the side leans (shear). How another person holds the fingers (together or spread) is drawn into
-copies of the crops before training (:mod:`pipeline.training.finger_poses`).
+the side leans (shear). How another person holds the fingers (together or spread), and at what angle
+to the camera the hand is held (``pose_tilt_deg``), is drawn into copies of the crops before training
+(:mod:`pipeline.training.finger_poses`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class AugmentConfig:
         return asdict(self)
 
 
-NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, none_poses=0)
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, pose_tilt_deg=0, none_poses=0)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:

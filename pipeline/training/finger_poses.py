@@ -8,7 +8,8 @@ axis (wrist to middle-finger base) of every raised finger by one factor, below 1
 adds a small turn of its own to every finger. A finger counts as raised when it points less than 90
 degrees off the axis and is nearly straight (:func:`raised_fingers`); a folded finger and the thumb are
 only turned a little, since scaling their angles would lift them out of the palm. So a raised finger
-stays raised, a folded one folded, and the label holds.
+stays raised, a folded one folded, and the label holds. :func:`tilt_hand` turns a copy in 3D as well,
+as the same hand held at another angle to the camera.
 
 Hands that make none of the six counts (a call sign, rock, a raised thumb or little finger) are what
 a count model answers wrongly most confidently, and the data holds only a few kinds of them.
@@ -195,7 +196,8 @@ def none_poses(data: Dataset, indices: np.ndarray, count: int, seed: int) -> tor
 
 def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed: int) -> torch.Tensor | None:
     """``config.pose_copies`` copies of the crops ``indices``, drawn from landmarks moved by :func:`spread_fingers`
-    (one seeded factor and five turns per copy): (copies * len(indices), 1, S, S) uint8, copy by copy; None when
+    and, with ``config.pose_tilt_deg``, :func:`tilt_hand` (one seeded factor, five turns and two tilt angles per
+    copy; a tilted copy's square fitted again): (copies * len(indices), 1, S, S) uint8, copy by copy; None when
     copies are off or the crops show the photo (they cannot be redrawn)."""
     settings = data.settings
     if not config.pose_copies or settings is None or settings.fill not in DRAWN_FILLS or not len(indices):

@@ -70,11 +70,12 @@ def test_copies_are_drawn_as_the_crops_are_and_only_from_landmark_drawn_crops(ep
     same = pose_copies(epsrc_depth, rows, AugmentConfig(pose_copies=2, pose_low=1, pose_high=1, pose_jitter_deg=0, pose_tilt_deg=0), 0)
     assert tuple(same.shape) == (2 * len(rows), 1, 28, 28)
     assert np.array_equal(same.numpy(), np.concatenate([epsrc_depth.images[rows].numpy()] * 2))
-    moved = pose_copies(epsrc_depth, rows, AugmentConfig(), 0).numpy().reshape(2, len(rows), 28, 28)
+    spread = AugmentConfig(pose_tilt_deg=0)  # the spreads alone (tilts have their test below)
+    moved = pose_copies(epsrc_depth, rows, spread, 0).numpy().reshape(2, len(rows), 28, 28)
     changed = np.abs(moved.astype(int) - epsrc_depth.images[rows, 0].numpy()).sum((2, 3))
     assert (changed > 255).mean() > 0.9  # nearly every copy is another pose
     assert not np.array_equal(moved[0], moved[1])
-    assert np.array_equal(pose_copies(epsrc_depth, rows, AugmentConfig(), 0).numpy().reshape(2, len(rows), 28, 28), moved)
+    assert np.array_equal(pose_copies(epsrc_depth, rows, spread, 0).numpy().reshape(2, len(rows), 28, 28), moved)
     silhouettes = replace(epsrc_depth, images=load_dataset(REPO / "data" / "epsrc", replace(epsrc_depth.settings, fill="mask")).images,
                           settings=replace(epsrc_depth.settings, fill="mask"))
     plain = pose_copies(silhouettes, rows, AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0, pose_tilt_deg=0), 0)
