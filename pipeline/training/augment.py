@@ -49,6 +49,9 @@ class AugmentConfig:
     # Drawn non-gestures (finger_poses.none_poses), as a share of the training crops (copies included),
     # labelled none. Only for the count labels with none, on crops drawn from the landmarks.
     none_poses: float = 0.25
+    # The share of those that close a circle of thumb and index, the other fingers raised: the OK sign
+    # (finger_poses.CIRCLES).
+    none_circles: float = 0.2
 
     def __post_init__(self) -> None:
         if self.pose_copies < 0 or not 0 < self.pose_low <= self.pose_high:
@@ -58,12 +61,14 @@ class AugmentConfig:
             raise UserError(f"finger-pose tilts need 0 <= pose_tilt_deg < 90, got {self.pose_tilt_deg}")
         if self.none_poses < 0:
             raise UserError(f"drawn non-gestures need none_poses >= 0, got {self.none_poses}")
+        if not 0 <= self.none_circles <= 1:
+            raise UserError(f"drawn circles need 0 <= none_circles <= 1, got {self.none_circles}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, pose_tilt_deg=0, none_poses=0)
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, pose_tilt_deg=0, none_poses=0, none_circles=0)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:

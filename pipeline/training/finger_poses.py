@@ -15,7 +15,9 @@ Hands that make none of the six counts (a call sign, rock, a raised thumb or lit
 a count model answers wrongly most confidently, and the data holds only a few kinds of them.
 :func:`none_poses` draws such hands for the ``none`` label: a real training hand's palm, each finger
 raised or folded as a real finger of another training hand is (its joints relative to its base, in
-palm lengths), in a combination that is no count in any style (:data:`NONE_FINGERS`).
+palm lengths), in a combination that is no count in any style (:data:`NONE_FINGERS`); some of them can
+close a circle of thumb and index instead (the OK sign, :data:`CIRCLES`), which no finger set draws: the
+two fingers bent by :func:`reach` until their tips meet.
 """
 
 from __future__ import annotations
@@ -117,6 +119,57 @@ def face_on(landmarks: np.ndarray) -> np.ndarray:
     return width >= FACE_ON * np.linalg.norm(xy[:, MIDDLE_MCP] - xy[:, WRIST], axis=1)
 #: A donor finger reaches at most this many palm lengths from its base; longer ones are landmark errors.
 LONGEST_FINGER = 1.3
+#: Circles that no count makes, which :func:`none_hands` draws with ``circles``: the OK sign (the thumb and
+#: index tips touching, the other three raised). Each gives the fingers that close the circle with the thumb.
+#: An O (every fingertip at the thumb's) drawn on a face-on palm looks like a fist, so it is not drawn.
+CIRCLES = {"ok": (1,)}
+#: Where a circle's tips meet: from the thumb's middle joint, this share of its last two bones' length, in the
+#: direction of these weights of the palm's up, the camera and the index finger's base (:func:`_close_circle`).
+MEET_REACH, MEET_WEIGHTS = 0.85, (0.8, 0.5, 0.3)
+
+
+def reach(base: np.ndarray, lengths: np.ndarray, up: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(len(lengths), 3) the joints after ``base`` of a finger whose tip comes as near ``target`` as it can.
+
+    The bones (``lengths``, base first) bend in the plane of ``up`` (the straight finger's direction) and the
+    target: the first by an angle to ``up`` in [-30, 100] degrees, each further one by one more equal bend in
+    [0, 120] degrees, as a curling finger does; the pair that brings the tip nearest is taken (a grid search).
+    """
+    up = np.asarray(up, np.float64) / max(np.linalg.norm(up), 1e-12)
+    d = np.asarray(target, np.float64) - base
+    w = d - (d @ up) * up
+    if np.linalg.norm(w) < 1e-9:  # the target straight ahead: bend toward any side
+        w = np.cross(up, [0.0, 0.0, 1.0]) if abs(up[2]) < 0.9 else np.cross(up, [1.0, 0.0, 0.0])
+    w = w / np.linalg.norm(w)
+    first = np.deg2rad(np.linspace(-30, 100, 66))[:, None, None]
+    bend = np.deg2rad(np.linspace(0, 120, 61))[None, :, None]
+    angles = first + bend * np.arange(len(lengths))  # (first, bend, bone)
+    along, across = (np.cos(angles) * lengths).cumsum(-1), (np.sin(angles) * lengths).cumsum(-1)
+    miss = (along[..., -1] - d @ up) ** 2 + (across[..., -1] - d @ w) ** 2
+    a, b = np.unravel_index(np.argmin(miss), miss.shape)
+    return base + along[a, b][:, None] * up + across[a, b][:, None] * w
+
+
+def _close_circle(hand: np.ndarray, kind: str, thumb: np.ndarray, fingers: list[np.ndarray], jitter: np.ndarray) -> None:
+    """Bend ``hand``'s (21, 3, palm-facing, in palm lengths) closing fingers and thumb into the circle ``kind``, in
+    place. ``thumb`` and ``fingers`` (one per closing finger) are raised donor fingers, their joints relative to
+    their bases: they give the bones' lengths, and the thumb's first bone its place."""
+    closing = CIRCLES[kind]
+    unit = lambda v: v / max(np.linalg.norm(v), 1e-12)  # noqa: E731
+    up = unit(hand[MIDDLE_MCP] - hand[WRIST])
+    camera = np.array([0.0, 0.0, -1.0])  # MediaPipe's z grows away from the camera
+    base, chain = FINGERS[0]
+    hand[chain[0]] = hand[base] + thumb[0]
+    lengths = np.linalg.norm(np.diff(thumb, axis=0), axis=1)
+    # A point the thumb reaches, up and before the palm, leaning toward the index finger: where the tips meet.
+    a, b, c = MEET_WEIGHTS
+    toward = unit(a * up + b * camera + c * unit(hand[INDEX_MCP] - hand[chain[0]]))
+    meet = hand[chain[0]] + MEET_REACH * lengths.sum() * toward + jitter
+    for k, donor in zip(closing, fingers):
+        finger_base, finger_chain = FINGERS[k]
+        bones = np.linalg.norm(np.diff(np.vstack([np.zeros(3), donor]), axis=0), axis=1)
+        hand[list(finger_chain)] = reach(hand[finger_base], bones, up, meet)
+    hand[list(chain[1:])] = reach(hand[chain[0]], lengths, thumb[1] - thumb[0], hand[FINGERS[closing[0]][1][-1]])
 
 
 @dataclass
@@ -126,9 +179,10 @@ class NoneHands:
     points: np.ndarray  # (N, 21, 3), as crop_points gives them: ready for fill_crop
     fingers: list[tuple[int, ...]]  # each hand's raised fingers, one of NONE_FINGERS
     palms: np.ndarray  # (N,) the position in ``indices`` of the crop whose palm each hand has
+    circles: list[str]  # each hand's circle (a key of CIRCLES), or "" for none
 
 
-def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int) -> NoneHands | None:
+def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circles: float = 0.0) -> NoneHands | None:
     """``count`` hands that make no count, built from the training crops ``indices``.
 
     Each is one crop's palm (seen face-on, :data:`FACE_ON`) with each finger raised or folded, by a
@@ -136,9 +190,12 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int) -> Non
     (:data:`COUNT_FINGERS`) and whose shape agrees (:func:`raised_fingers`; the thumb by its label alone).
     Depth is turned so that every palm faces the camera while fingers move, and back, so a folded finger
     lies before a palm and behind a back. The square is fitted again around the new hand. Only the finger
-    sets whose every finger has a donor are drawn. None when there is nothing to draw: no count, no
-    ``none`` label, a label that is no count (a dataset of one's own gestures), crops of the photo, or crops
-    not turned upright and mirrored by chirality.
+    sets whose every finger has a donor are drawn. A share ``circles`` of the hands closes a circle instead
+    (:data:`CIRCLES`, each kind alike): its other fingers raised, the closing fingers and the thumb bent by
+    :func:`reach` until their tips meet, with the bones of raised donors (one whose closing finger still reads
+    as raised is drawn as a finger set instead). None when there is nothing to draw: no count, no ``none``
+    label, a label that is no count (a dataset of one's own gestures), crops of the photo, or crops not
+    turned upright and mirrored by chirality.
     """
     settings = data.settings
     names = data.label_names
@@ -169,26 +226,44 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int) -> Non
     drawable = [f for f in NONE_FINGERS if all(donors[(k, k in f)] for k in range(len(FINGERS)))]
     if not drawable:
         return None
+    # A circle's open fingers and its bones come from raised donors: only where every finger has one.
+    kinds = [kind for kind in CIRCLES if all(donors[(k, True)] for k in range(len(FINGERS)))]
     rng = np.random.default_rng(seed)
     square = replace(settings, rotate=False)  # the hand is upright already: only its box is fitted again
     palms = rng.choice(np.flatnonzero(facing), count)
-    out, sets = np.empty((count, 21, 3)), []
+    out, sets, rings = np.empty((count, 21, 3)), [], []
+    raised = lambda k: donors[(k, True)][rng.integers(len(donors[(k, True)]))]  # noqa: E731
     for i, n in enumerate(palms):
-        sets.append(drawable[rng.integers(len(drawable))])
-        hand = flat[n].copy()
-        for k, (base, chain) in enumerate(FINGERS):
-            pool = donors[(k, k in sets[-1])]
-            hand[list(chain)] = hand[base] + pool[rng.integers(len(pool))]
+        # No draw without circles: the hands are then the ones drawn before circles existed.
+        ring = kinds[rng.integers(len(kinds))] if circles and kinds and rng.random() < circles else ""
+        if ring:
+            closing = CIRCLES[ring]
+            fingers = tuple(k for k in range(1, len(FINGERS)) if k not in closing)
+            hand = flat[n].copy()
+            for k in fingers:
+                base, chain = FINGERS[k]
+                hand[list(chain)] = hand[base] + raised(k)
+            _close_circle(hand, ring, raised(0), [raised(k) for k in closing], rng.normal(0.0, 0.03, 3))
+            if tuple(np.flatnonzero(raised_fingers(hand))) != fingers:  # a closing finger that reads as raised
+                ring = ""
+        if not ring:
+            fingers = drawable[rng.integers(len(drawable))]
+            hand = flat[n].copy()
+            for k, (base, chain) in enumerate(FINGERS):
+                pool = donors[(k, k in fingers)]
+                hand[list(chain)] = hand[base] + pool[rng.integers(len(pool))]
+        sets.append(fingers)
+        rings.append(ring)
         if back[n]:
             hand[:, 2] *= -1
         hand = hand * palm[n] + points[n, WRIST]
         out[i] = crop_points(hand_affine(hand, False, square, settings.render_size), hand)
-    return NoneHands(out, sets, palms)
+    return NoneHands(out, sets, palms, rings)
 
 
-def none_poses(data: Dataset, indices: np.ndarray, count: int, seed: int) -> torch.Tensor | None:
+def none_poses(data: Dataset, indices: np.ndarray, count: int, seed: int, circles: float = 0.0) -> torch.Tensor | None:
     """The crops of :func:`none_hands`, drawn by the dataset's settings: (count, 1, S, S) uint8, or None."""
-    hands = none_hands(data, indices, count, seed)
+    hands = none_hands(data, indices, count, seed, circles)
     if hands is None:
         return None
     return torch.from_numpy(np.stack([fill_crop(None, p, data.settings)[0] for p in hands.points])[:, None])
@@ -224,6 +299,6 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     return torch.from_numpy(out.reshape(-1, 1, settings.size, settings.size))
 
 
-__all__ = ["COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS",
-           "NoneHands", "STRAIGHT", "face_on", "finger_angles", "none_hands", "none_poses", "pose_copies", "raised_fingers",
+__all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS",
+           "NoneHands", "STRAIGHT", "face_on", "finger_angles", "none_hands", "none_poses", "pose_copies", "raised_fingers", "reach",
            "spread_fingers", "tilt_hand"]

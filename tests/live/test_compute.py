@@ -150,5 +150,8 @@ def test_each_method_starts_at_a_layer_it_can_explain(shipped, two_palms) -> Non
         live = LivePipeline(shipped, method=method)
         assert live.default_layer == "conv2" and "input" not in live.key_layers and "input" not in live.layers
         result = live(two_palms.image, two_palms.hands, Explain(live.default_layer))
-        assert all(item.cam.shape == (8, 8) and item.cam.max() > 0 for item in result.hands)
+        assert all(item.cam.shape == (8, 8) for item in result.hands)
+        # A channel-weighted CAM can be 0 everywhere for one hand (its ReLU drops evidence that is all negative,
+        # as gradcam-rel does for one of these hands with the shipped model), not for both.
+        assert any(item.cam.max() > 0 for item in result.hands)
     assert LivePipeline(shipped).key_layers[0] == "input"

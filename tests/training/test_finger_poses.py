@@ -21,6 +21,7 @@ from pipeline.training.finger_poses import (
     none_poses,
     pose_copies,
     raised_fingers,
+    reach,
     spread_fingers,
     tilt_hand,
 )
@@ -183,6 +184,45 @@ def test_drawn_non_gestures_raise_the_fingers_they_say_on_a_real_palm(homes_dept
     drawn = none_poses(homes_depth, rows, 300, seed=0)
     assert tuple(drawn.shape) == (300, 1, 28, 28) and drawn.dtype == homes_depth.images.dtype
     assert np.array_equal(drawn.numpy(), none_poses(homes_depth, rows, 300, seed=0).numpy())  # seeded
+
+
+def test_a_finger_bent_by_reach_keeps_its_bones_and_touches_a_target_it_can_reach():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        base, lengths = rng.normal(0, 1, 3), rng.uniform(0.2, 0.5, 3)
+        up = rng.normal(0, 1, 3)
+        up /= np.linalg.norm(up)
+        # A target the finger reaches: the tip of the same finger bent by angles inside reach's ranges.
+        side = np.cross(up, rng.normal(0, 1, 3))
+        side /= np.linalg.norm(side)
+        first, bend = np.deg2rad(rng.uniform(0, 80)), np.deg2rad(rng.uniform(20, 100))
+        angles = first + bend * np.arange(3)
+        target = base + (lengths * np.cos(angles)).sum() * up + (lengths * np.sin(angles)).sum() * side
+        joints = reach(base, lengths, up, target)
+        np.testing.assert_allclose(np.linalg.norm(np.diff(np.vstack([base, joints]), axis=0), axis=1), lengths, rtol=1e-9)
+        assert np.linalg.norm(joints[-1] - target) < 0.03 * lengths.sum()  # the grid's step
+        normal = np.cross(up, target - base)
+        np.testing.assert_allclose((joints - base) @ normal / np.linalg.norm(normal), 0, atol=1e-9)  # in one plane
+
+
+def test_drawn_ok_signs_close_thumb_and_index_and_raise_the_other_three(homes_depth):
+    rows = np.arange(len(homes_depth))[::-2]
+    hands = none_hands(homes_depth, rows, 200, seed=0, circles=0.5)
+    ring = np.array([c == "ok" for c in hands.circles])
+    assert 0.4 < ring.mean() < 0.6 and set(hands.circles) == {"", "ok"}
+    gaps = []
+    for points, fingers, closed in zip(hands.points, hands.fingers, ring):
+        if closed:
+            assert fingers == (2, 3, 4)
+            gaps.append(np.linalg.norm(points[4] - points[8]) / np.linalg.norm(points[9, :2] - points[0, :2]))
+            assert tuple(np.flatnonzero(raised_fingers(points))) == (2, 3, 4)  # the index is bent, not raised
+        else:
+            assert fingers in NONE_FINGERS
+    assert np.mean(np.array(gaps) < 0.02) > 0.97, np.percentile(gaps, [50, 90, 99])  # the tips touch, in 3D
+    plain = none_hands(homes_depth, rows, 200, seed=0)
+    assert set(plain.circles) == {""} and not np.array_equal(hands.points, plain.points)
+    with pytest.raises(UserError, match="none_circles"):
+        AugmentConfig(none_circles=1.5)
 
 
 def test_non_gestures_are_drawn_only_for_counts_with_none_on_landmark_drawn_crops(homes_depth, epsrc_depth):
