@@ -192,10 +192,10 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
     lies before a palm and behind a back. The square is fitted again around the new hand. Only the finger
     sets whose every finger has a donor are drawn. A share ``circles`` of the hands closes a circle instead
     (:data:`CIRCLES`, each kind alike): its other fingers raised, the closing fingers and the thumb bent by
-    :func:`reach` until their tips meet, with the bones of raised donors (one whose closing finger still reads
-    as raised is drawn as a finger set instead). None when there is nothing to draw: no count, no ``none``
-    label, a label that is no count (a dataset of one's own gestures), crops of the photo, or crops not
-    turned upright and mirrored by chirality.
+    :func:`reach` until their tips meet, with the bones of raised donors (one whose fingers do not read as the
+    kind says, the index still raised or an open finger not, is drawn as a finger set instead). None when
+    there is nothing to draw: no count, no ``none`` label, a label that is no count (a dataset of one's own
+    gestures), crops of the photo, or crops not turned upright and mirrored by chirality.
     """
     settings = data.settings
     names = data.label_names
@@ -235,7 +235,7 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
     raised = lambda k: donors[(k, True)][rng.integers(len(donors[(k, True)]))]  # noqa: E731
     for i, n in enumerate(palms):
         # No draw without circles: the hands are then the ones drawn before circles existed.
-        ring = kinds[rng.integers(len(kinds))] if circles and kinds and rng.random() < circles else ""
+        ring = kinds[rng.integers(len(kinds))] if circles > 0 and kinds and rng.random() < circles else ""
         if ring:
             closing = CIRCLES[ring]
             fingers = tuple(k for k in range(1, len(FINGERS)) if k not in closing)
@@ -244,7 +244,7 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
                 base, chain = FINGERS[k]
                 hand[list(chain)] = hand[base] + raised(k)
             _close_circle(hand, ring, raised(0), [raised(k) for k in closing], rng.normal(0.0, 0.03, 3))
-            if tuple(np.flatnonzero(raised_fingers(hand))) != fingers:  # a closing finger that reads as raised
+            if tuple(np.flatnonzero(raised_fingers(hand))) != fingers:  # not the kind's raised fingers
                 ring = ""
         if not ring:
             fingers = drawable[rng.integers(len(drawable))]

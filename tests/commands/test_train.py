@@ -76,6 +76,7 @@ def test_fill_depth_trains_on_crops_drawn_from_the_landmarks_with_pose_copies(tm
     assert model.crop_settings == dataset_settings(ASL, fill="depth")
     augment = json.loads((out / "run.json").read_text())["train"]["augment"]
     assert augment["pose_copies"] == 2 and augment["none_poses"] == 0.25
+    assert augment["pose_tilt_deg"] == 30 and augment["none_circles"] == 0.2  # the shipped recipe's defaults
     assert load_dataset(ASL).settings.fill == "image"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import numpy as np
@@ -213,14 +214,19 @@ def test_drawn_ok_signs_close_thumb_and_index_and_raise_the_other_three(homes_de
     gaps = []
     for points, fingers, closed in zip(hands.points, hands.fingers, ring):
         if closed:
-            assert fingers == (2, 3, 4)
             gaps.append(np.linalg.norm(points[4] - points[8]) / np.linalg.norm(points[9, :2] - points[0, :2]))
-            assert tuple(np.flatnonzero(raised_fingers(points))) == (2, 3, 4)  # the index is bent, not raised
         else:
             assert fingers in NONE_FINGERS
     assert np.mean(np.array(gaps) < 0.02) > 0.97, np.percentile(gaps, [50, 90, 99])  # the tips touch, in 3D
+    # Nearly every circle asked for is drawn: the bent index reads as not raised, the open fingers as raised
+    # (those that do not fall back to a finger set).
+    assert np.mean([c == "ok" for c in none_hands(homes_depth, rows, 200, seed=0, circles=1.0).circles]) > 0.95
+    # Without circles, no draw is made for them: the hands are those the code drew before circles existed
+    # (838399c), to the micro-pixel.
     plain = none_hands(homes_depth, rows, 200, seed=0)
-    assert set(plain.circles) == {""} and not np.array_equal(hands.points, plain.points)
+    assert set(plain.circles) == {""}
+    digest = hashlib.sha256(np.round(plain.points, 6).tobytes()).hexdigest()
+    assert digest == "efaa09a86c2ad72028e77f5023fb8d41ec67c93e0627ff7ffaa6fe80e0b127f8"
     with pytest.raises(UserError, match="none_circles"):
         AugmentConfig(none_circles=1.5)
 
