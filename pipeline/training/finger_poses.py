@@ -135,8 +135,11 @@ def reach(base: np.ndarray, lengths: np.ndarray, up: np.ndarray, target: np.ndar
     target: the first by an angle to ``up`` in [-30, 100] degrees, each further one by one more equal bend in
     [0, 120] degrees, as a curling finger does; the pair that brings the tip nearest is taken (a grid search).
     """
-    up = np.asarray(up, np.float64) / max(np.linalg.norm(up), 1e-12)
     d = np.asarray(target, np.float64) - base
+    up = np.asarray(up, np.float64)
+    if np.linalg.norm(up) < 1e-9:  # no straight direction (a donor's joints at one point): start toward the target
+        up = d if np.linalg.norm(d) >= 1e-9 else np.array([0.0, -1.0, 0.0])
+    up = up / np.linalg.norm(up)
     w = d - (d @ up) * up
     if np.linalg.norm(w) < 1e-9:  # the target straight ahead: bend toward any side
         w = np.cross(up, [0.0, 0.0, 1.0]) if abs(up[2]) < 0.9 else np.cross(up, [1.0, 0.0, 0.0])

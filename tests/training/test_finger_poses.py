@@ -206,6 +206,14 @@ def test_a_finger_bent_by_reach_keeps_its_bones_and_touches_a_target_it_can_reac
         np.testing.assert_allclose((joints - base) @ normal / np.linalg.norm(normal), 0, atol=1e-9)  # in one plane
 
 
+def test_reach_without_a_direction_still_gives_a_finger_of_its_bones():
+    lengths = np.array([0.4, 0.3, 0.2])
+    for target in (np.array([0.3, -0.5, 0.1]), np.zeros(3)):  # no direction to start from; none to the target
+        joints = reach(np.zeros(3), lengths, np.zeros(3), target)
+        assert np.isfinite(joints).all()
+        np.testing.assert_allclose(np.linalg.norm(np.diff(np.vstack([np.zeros(3), joints]), axis=0), axis=1), lengths)
+
+
 def test_drawn_ok_signs_close_thumb_and_index_and_raise_the_other_three(homes_depth):
     rows = np.arange(len(homes_depth))[::-2]
     hands = none_hands(homes_depth, rows, 200, seed=0, circles=0.5)
