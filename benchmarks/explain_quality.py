@@ -170,7 +170,7 @@ def train_twins(loaded, data: list[str] | None, out: Path) -> dict[str, Path]:
     split = make_split(ds, val_groups=list(groups["val"]), test_groups=list(groups["test"]))
     recipe = dict(ckpt["train_config"])
     members = recipe.pop("members", 1)
-    config = TrainConfig(**{**recipe, "augment": AugmentConfig(**recipe["augment"])})
+    config = TrainConfig(**{**recipe, "augment": AugmentConfig.from_record(recipe["augment"])})
     paths = {}
     for name, overrides in (("biased", None), ("zero_background", {"zero_background": True})):
         paths[name] = out / name / "model.pt"

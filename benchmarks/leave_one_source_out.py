@@ -11,7 +11,7 @@ threshold. With ``--turned N``, up to N photos of each held-out source also go t
 path again, as they are and turned 90 and 180 degrees.
 
     python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0] [--none-poses 0]
-                                              [--pose-tilt 0] [--none-circles 0] [--turned 60] [--no-mlp]
+                                              [--pose-tilt 0] [--none-circles 0] [--none-tilt 30] [--turned 60] [--no-mlp]
 
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
 
@@ -106,6 +106,8 @@ def main() -> None:
                              "training default)")
     parser.add_argument("--pose-tilt", type=float, metavar="DEG",
                         help="turn each finger-pose copy in 3D by up to DEG degrees (default: the training default)")
+    parser.add_argument("--none-tilt", type=float, metavar="DEG",
+                        help="turn each drawn non-gesture in 3D by up to DEG degrees (default: the training default)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -118,7 +120,7 @@ def main() -> None:
     labels = [n for n in labels if n != NONE_LABEL] + ([NONE_LABEL] if NONE_LABEL in labels else [])
     config = replace(TrainConfig(), epochs=args.epochs, seed=args.seed)
     asked = {"pose_copies": args.pose_copies, "none_poses": args.none_poses, "pose_tilt_deg": args.pose_tilt,
-             "none_circles": args.none_circles}
+             "none_circles": args.none_circles, "none_tilt_deg": args.none_tilt}
     config = replace(config, augment=replace(config.augment, **{k: v for k, v in asked.items() if v is not None}))
     rows, shown_all, truth_all, turned = [], [], [], {"upright": [], "turned90": [], "turned180": []}
     for k, held in enumerate(parts):

@@ -52,6 +52,9 @@ class AugmentConfig:
     # The share of those that close a circle of thumb and index, the other fingers raised: the OK sign
     # (finger_poses.CIRCLES).
     none_circles: float = 0.2
+    # Each drawn non-gesture also turned in 3D by up to this many degrees, as the pose copies are by
+    # pose_tilt_deg (finger_poses.none_hands).
+    none_tilt_deg: float = 0.0
 
     def __post_init__(self) -> None:
         if self.pose_copies < 0 or not 0 < self.pose_low <= self.pose_high:
@@ -63,12 +66,20 @@ class AugmentConfig:
             raise UserError(f"drawn non-gestures need none_poses >= 0, got {self.none_poses}")
         if not 0 <= self.none_circles <= 1:
             raise UserError(f"drawn circles need 0 <= none_circles <= 1, got {self.none_circles}")
+        if not 0 <= self.none_tilt_deg < 90:
+            raise UserError(f"drawn non-gesture tilts need 0 <= none_tilt_deg < 90, got {self.none_tilt_deg}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_record(cls, record: dict) -> AugmentConfig:
+        """The config a run recorded (:meth:`to_dict`). A field the record lacks was added after that run and takes
+        its off value (:data:`NO_AUGMENT`'s), so that the run is made again as it was, not with today's defaults."""
+        return cls(**{**asdict(NO_AUGMENT), **record})
 
-NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, pose_tilt_deg=0, none_poses=0, none_circles=0)
+
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, pose_tilt_deg=0, none_poses=0, none_circles=0, none_tilt_deg=0)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 
 from pipeline.data.load import Dataset, affines_of, landmarks_of
 from pipeline.labels import NONE_LABEL
-from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP, crop_points, fill_crop, hand_affine, mirrors, seen_from_back
+from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP, crop_points, fill_crop, hand_affine, looks_left, mirrors, seen_from_back
 from pipeline.preprocess.hands import MIDDLE_MCP, WRIST, Hand
 from pipeline.training.augment import AugmentConfig
 
@@ -42,6 +42,11 @@ DRAWN_FILLS = ("depth", "mask")
 
 #: A raised finger's tip is at least this share of the finger's length (its bones end to end) from its base.
 STRAIGHT = 0.8
+
+
+def bone_lengths(joints: np.ndarray) -> np.ndarray:
+    """(N - 1,) the lengths of the bones between (N, 2 or 3) joints of a chain, base first."""
+    return np.linalg.norm(np.diff(np.asarray(joints, np.float64), axis=0), axis=1)
 
 
 def finger_angles(landmarks: np.ndarray) -> np.ndarray:
@@ -57,7 +62,7 @@ def raised_fingers(landmarks: np.ndarray) -> np.ndarray:
     :data:`STRAIGHT` of the finger's length from its base."""
     xy = np.asarray(landmarks, np.float64)[:, :2]
     straight = np.array([np.linalg.norm(xy[chain[-1]] - xy[base])
-                         / max(np.linalg.norm(np.diff(xy[[base, *chain]], axis=0), axis=1).sum(), 1e-9)
+                         / max(bone_lengths(xy[[base, *chain]]).sum(), 1e-9)
                          for base, chain in FINGERS])
     raised = (np.abs(finger_angles(xy)) < np.pi / 2) & (straight >= STRAIGHT)
     raised[0] = False
@@ -163,14 +168,14 @@ def _close_circle(hand: np.ndarray, kind: str, thumb: np.ndarray, fingers: list[
     camera = np.array([0.0, 0.0, -1.0])  # MediaPipe's z grows away from the camera
     base, chain = FINGERS[0]
     hand[chain[0]] = hand[base] + thumb[0]
-    lengths = np.linalg.norm(np.diff(thumb, axis=0), axis=1)
+    lengths = bone_lengths(thumb)
     # A point the thumb reaches, up and before the palm, leaning toward the index finger: where the tips meet.
     a, b, c = MEET_WEIGHTS
     toward = unit(a * up + b * camera + c * unit(hand[INDEX_MCP] - hand[chain[0]]))
     meet = hand[chain[0]] + MEET_REACH * lengths.sum() * toward + jitter
     for k, donor in zip(closing, fingers):
         finger_base, finger_chain = FINGERS[k]
-        bones = np.linalg.norm(np.diff(np.vstack([np.zeros(3), donor]), axis=0), axis=1)
+        bones = bone_lengths(np.vstack([np.zeros(3), donor]))
         hand[list(finger_chain)] = reach(hand[finger_base], bones, up, meet)
     hand[list(chain[1:])] = reach(hand[chain[0]], lengths, thumb[1] - thumb[0], hand[FINGERS[closing[0]][1][-1]])
 
@@ -185,7 +190,8 @@ class NoneHands:
     circles: list[str]  # each hand's circle (a key of CIRCLES), or "" for none
 
 
-def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circles: float = 0.0) -> NoneHands | None:
+def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circles: float = 0.0,
+               tilt_deg: float = 0.0) -> NoneHands | None:
     """``count`` hands that make no count, built from the training crops ``indices``.
 
     Each is one crop's palm (seen face-on, :data:`FACE_ON`) with each finger raised or folded, by a
@@ -196,7 +202,10 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
     sets whose every finger has a donor are drawn. A share ``circles`` of the hands closes a circle instead
     (:data:`CIRCLES`, each kind alike): its other fingers raised, the closing fingers and the thumb bent by
     :func:`reach` until their tips meet, with the bones of raised donors (one whose fingers do not read as the
-    kind says, the index still raised or an open finger not, is drawn as a finger set instead). None when
+    kind says, the index still raised or an open finger not, is drawn as a finger set instead). With ``tilt_deg``
+    each hand is also turned in 3D by :func:`tilt_hand`, U(-tilt_deg, tilt_deg) on both axes, as the pose copies
+    are (:func:`pose_copies`), and mirrored again should the turn flip its chirality; the angles come from a
+    generator of their own, so the hands drawn are the same ones, turned. None when
     there is nothing to draw: no count, no ``none`` label, a label that is no count (a dataset of one's own
     gestures), crops of the photo, or crops not turned upright and mirrored by chirality.
     """
@@ -235,6 +244,8 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
     square = replace(settings, rotate=False)  # the hand is upright already: only its box is fitted again
     palms = rng.choice(np.flatnonzero(facing), count)
     out, sets, rings = np.empty((count, 21, 3)), [], []
+    # Their own generator: turning the hands leaves which hands are drawn as it was.
+    tilts = np.random.default_rng([seed, 1]).uniform(-tilt_deg, tilt_deg, (count, 2)) if tilt_deg else None
     raised = lambda k: donors[(k, True)][rng.integers(len(donors[(k, True)]))]  # noqa: E731
     for i, n in enumerate(palms):
         # No draw without circles: the hands are then the ones drawn before circles existed.
@@ -260,13 +271,17 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
         if back[n]:
             hand[:, 2] *= -1
         hand = hand * palm[n] + points[n, WRIST]
-        out[i] = crop_points(hand_affine(hand, False, square, settings.render_size), hand)
+        if tilts is not None:  # no turn at all without a tilt: the hands stay the ones drawn before tilts
+            hand = tilt_hand(hand, *tilts[i])
+        # Crop frame: every palm already turns as chirality mirroring leaves it, unless the tilt flipped it.
+        out[i] = crop_points(hand_affine(hand, looks_left(hand), square, settings.render_size), hand)
     return NoneHands(out, sets, palms, rings)
 
 
-def none_poses(data: Dataset, indices: np.ndarray, count: int, seed: int, circles: float = 0.0) -> torch.Tensor | None:
+def none_poses(data: Dataset, indices: np.ndarray, count: int, seed: int, circles: float = 0.0,
+               tilt_deg: float = 0.0) -> torch.Tensor | None:
     """The crops of :func:`none_hands`, drawn by the dataset's settings: (count, 1, S, S) uint8, or None."""
-    hands = none_hands(data, indices, count, seed, circles)
+    hands = none_hands(data, indices, count, seed, circles, tilt_deg)
     if hands is None:
         return None
     return torch.from_numpy(np.stack([fill_crop(None, p, data.settings)[0] for p in hands.points])[:, None])
@@ -303,5 +318,5 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
 
 
 __all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS",
-           "NoneHands", "STRAIGHT", "face_on", "finger_angles", "none_hands", "none_poses", "pose_copies", "raised_fingers", "reach",
+           "NoneHands", "STRAIGHT", "bone_lengths", "face_on", "finger_angles", "none_hands", "none_poses", "pose_copies", "raised_fingers", "reach",
            "spread_fingers", "tilt_hand"]

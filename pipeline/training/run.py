@@ -242,7 +242,8 @@ def train_member(data: Dataset, split: Split, model_name: str, config: TrainConf
     copies = pose_copies(data, split.train, config.augment, seed)  # drawn again per member: each its own poses
     if copies is not None:
         train = (torch.cat([train[0], copies]), train[1].repeat(1 + config.augment.pose_copies))
-    nones = none_poses(data, split.train, round(config.augment.none_poses * len(train[0])), seed, config.augment.none_circles)
+    nones = none_poses(data, split.train, round(config.augment.none_poses * len(train[0])), seed, config.augment.none_circles,
+                       config.augment.none_tilt_deg)
     if nones is not None:
         none = torch.full((len(nones),), data.label_names.index(NONE_LABEL), dtype=train[1].dtype)
         train = (torch.cat([train[0], nones]), torch.cat([train[1], none]))
