@@ -271,10 +271,11 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
         if back[n]:
             hand[:, 2] *= -1
         hand = hand * palm[n] + points[n, WRIST]
-        if tilts is not None:  # no turn at all without a tilt: the hands stay the ones drawn before tilts
+        flip = False  # in the crop's frame every palm already turns as chirality mirroring leaves it...
+        if tilts is not None:  # (no turn at all without a tilt: the hands stay the ones drawn before tilts)
             hand = tilt_hand(hand, *tilts[i])
-        # Crop frame: every palm already turns as chirality mirroring leaves it, unless the tilt flipped it.
-        out[i] = crop_points(hand_affine(hand, looks_left(hand), square, settings.render_size), hand)
+            flip = looks_left(hand)  # ...unless the turn flipped it
+        out[i] = crop_points(hand_affine(hand, flip, square, settings.render_size), hand)
     return NoneHands(out, sets, palms, rings)
 
 
