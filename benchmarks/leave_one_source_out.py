@@ -7,8 +7,9 @@ on the held-out source's crops, which MediaPipe and the crop stage made from its
 per source: accuracy of the CNN and of the landmark-MLP baseline (the popular MediaPipe-gesture
 style, on the same splits), the hands seen from the back (where MediaPipe's anatomical handedness
 and the landmarks' apparent turn disagree), and ``none`` precision and recall at the demo's
-threshold. With ``--turned N``, up to N photos of each held-out source also go through the whole
-path again, as they are and turned 90 and 180 degrees.
+threshold, with the fold's confusion matrix (true label by answer). With ``--turned N``, up to N
+photos of each held-out source also go through the whole path again, as they are and turned 90 and
+180 degrees.
 
     python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0] [--none-poses 0]
                                               [--pose-tilt 0] [--none-circles 0] [--none-tilt 30] [--turned 60] [--no-mlp]
@@ -43,6 +44,7 @@ from pipeline.preprocess.crops import FILLS, MIRRORS, seen_from_back  # noqa: E4
 from pipeline.training.calibration import answers, none_scores  # noqa: E402
 from pipeline.training.evaluation import evaluate_folder  # noqa: E402
 from pipeline.training.loop import TrainConfig  # noqa: E402
+from pipeline.training.reports import confusion  # noqa: E402
 from pipeline.training.run import THRESHOLD, Split, make_split, train_run  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -122,6 +124,8 @@ def main() -> None:
     asked = {"pose_copies": args.pose_copies, "none_poses": args.none_poses, "pose_tilt_deg": args.pose_tilt,
              "none_circles": args.none_circles, "none_tilt_deg": args.none_tilt}
     config = replace(config, augment=replace(config.augment, **{k: v for k, v in asked.items() if v is not None}))
+    import pandas as pd
+
     rows, shown_all, truth_all, turned = [], [], [], {"upright": [], "turned90": [], "turned180": []}
     for k, held in enumerate(parts):
         name = held.root.name
@@ -158,7 +162,9 @@ def main() -> None:
         truth_all.append(truth)
         print(f"held out {name}: " + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                                               if k != "source"), flush=True)
-    import pandas as pd
+        # Where its crops went, as the demo answers them: rows the true label, columns the answer.
+        matrix = pd.DataFrame(confusion(truth, shown, len(labels)), index=labels, columns=labels)
+        print(matrix.loc[matrix.sum(axis=1) > 0].to_string(), flush=True)
 
     table = pd.DataFrame(rows).set_index("source")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
