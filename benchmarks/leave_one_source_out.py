@@ -163,7 +163,10 @@ def main() -> None:
         print(f"held out {name}: " + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                                               if k != "source"), flush=True)
         # Where its crops went, as the demo answers them: rows the true label, columns the answer.
-        matrix = pd.DataFrame(confusion(truth, shown, len(labels)), index=labels, columns=labels)
+        # Labels without none: "no answer" (-1, below the threshold) gets a column of its own.
+        names = labels if NONE_LABEL in labels else [*labels, "no answer"]
+        cells = confusion(truth, np.where(shown < 0, len(labels), shown), len(names))
+        matrix = pd.DataFrame(cells, index=names, columns=names)
         print(matrix.loc[matrix.sum(axis=1) > 0].to_string(), flush=True)
 
     table = pd.DataFrame(rows).set_index("source")

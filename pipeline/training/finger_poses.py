@@ -204,8 +204,9 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
     :func:`reach` until their tips meet, with the bones of raised donors (one whose fingers do not read as the
     kind says, the index still raised or an open finger not, is drawn as a finger set instead). With ``tilt_deg``
     each hand is also turned in 3D by :func:`tilt_hand`, U(-tilt_deg, tilt_deg) on both axes, as the pose copies
-    are (:func:`pose_copies`), and mirrored again should the turn flip its chirality; the angles come from a
-    generator of their own, so the hands drawn are the same ones, turned. None when
+    are (:func:`pose_copies`), and its square fitted again as a live crop's would be: turned upright (the two
+    turns together lean the palm's axis) and mirrored again should the turn flip its chirality. The angles come
+    from a generator of their own, so the hands drawn are the same ones, turned. None when
     there is nothing to draw: no count, no ``none`` label, a label that is no count (a dataset of one's own
     gestures), crops of the photo, or crops not turned upright and mirrored by chirality.
     """
@@ -241,7 +242,7 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
     # A circle's open fingers and its bones come from raised donors: only where every finger has one.
     kinds = [kind for kind in CIRCLES if all(donors[(k, True)] for k in range(len(FINGERS)))]
     rng = np.random.default_rng(seed)
-    square = replace(settings, rotate=False)  # the hand is upright already: only its box is fitted again
+    square = replace(settings, rotate=False)  # an untilted hand is upright already: only its box is fitted again
     palms = rng.choice(np.flatnonzero(facing), count)
     out, sets, rings = np.empty((count, 21, 3)), [], []
     # Their own generator: turning the hands leaves which hands are drawn as it was.
@@ -271,11 +272,11 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
         if back[n]:
             hand[:, 2] *= -1
         hand = hand * palm[n] + points[n, WRIST]
-        flip = False  # in the crop's frame every palm already turns as chirality mirroring leaves it...
-        if tilts is not None:  # (no turn at all without a tilt: the hands stay the ones drawn before tilts)
+        if tilts is None:  # no turn at all without a tilt: the hands stay the ones drawn before tilts
+            out[i] = crop_points(hand_affine(hand, False, square, settings.render_size), hand)
+        else:  # a turn about both axes leans the palm's axis and may flip it: fitted as a live crop would be
             hand = tilt_hand(hand, *tilts[i])
-            flip = looks_left(hand)  # ...unless the turn flipped it
-        out[i] = crop_points(hand_affine(hand, flip, square, settings.render_size), hand)
+            out[i] = crop_points(hand_affine(hand, looks_left(hand), settings, settings.render_size), hand)
     return NoneHands(out, sets, palms, rings)
 
 

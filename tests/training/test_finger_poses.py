@@ -242,10 +242,13 @@ def test_drawn_ok_signs_close_thumb_and_index_and_raise_the_other_three(homes_de
 def test_tilted_non_gestures_are_the_same_hands_turned_in_3d_and_fitted_again(homes_depth):
     rows = np.arange(len(homes_depth))[::-2]
     plain = none_hands(homes_depth, rows, 200, seed=0, circles=0.2)
-    tilted = none_hands(homes_depth, rows, 200, seed=0, circles=0.2, tilt_deg=30)
+    # 80 degrees, so that some turns flip a hand's chirality (13 of these 200; 1 at 30 degrees).
+    tilted = none_hands(homes_depth, rows, 200, seed=0, circles=0.2, tilt_deg=80)
     # The angles have a generator of their own: the same palms, finger sets and circles are drawn.
     assert np.array_equal(tilted.palms, plain.palms) and tilted.fingers == plain.fingers and tilted.circles == plain.circles
-    assert np.array_equal(none_hands(homes_depth, rows, 200, seed=0, circles=0.2, tilt_deg=0).points, plain.points)
+    angles = np.random.default_rng([0, 1]).uniform(-80, 80, (200, 2))
+    flipped = np.array([looks_left(tilt_hand(p, *a)) for p, a in zip(plain.points, angles)])
+    assert flipped.sum() >= 5
 
     def shape(points):  # every distance between landmarks, in 3D palm lengths: kept by a turn, a mirror, a rescale
         d = np.linalg.norm(points[:, None] - points[None], axis=2)
@@ -255,6 +258,8 @@ def test_tilted_non_gestures_are_the_same_hands_turned_in_3d_and_fitted_again(ho
     for before, after in zip(plain.points, tilted.points):
         np.testing.assert_allclose(shape(after), shape(before), atol=1e-6)
         assert not looks_left(after)  # mirrored again where the turn flipped it: the thumb stays on its side
+        up = after[9, :2] - after[0, :2]
+        assert abs(up[0]) < 1e-6 * abs(up[1]) and up[1] < 0  # upright again, as a live crop: the turns lean the axis
         assert np.ptp(after[:, :2], axis=0).max() == pytest.approx(112 / 1.3, rel=1e-6)
         moved.append(np.abs(shape(after[:, :2]) - shape(before[:, :2])).max())
     assert np.mean(np.array(moved) > 0.05) > 0.8  # in the image, nearly every hand looks otherwise
