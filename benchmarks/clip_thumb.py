@@ -25,24 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
 
 from pipeline.data.load import landmarks_of, load_dataset  # noqa: E402
-from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP  # noqa: E402
-from pipeline.preprocess.hands import MIDDLE_MCP, WRIST, HandDetector  # noqa: E402
+from pipeline.preprocess.crops import INDEX_MCP  # noqa: E402
+from pipeline.preprocess.hands import HandDetector  # noqa: E402
 from pipeline.preprocess.sources import open_source  # noqa: E402
-from pipeline.training.finger_poses import face_on  # noqa: E402
+from pipeline.training.finger_poses import face_on, palm_coordinates  # noqa: E402
 
 THUMB_TIP = 4
 DATASETS = ("fingers", "sign_digits", "homes", "rps_green", "asl_letters", "epsrc", "gestures")
-
-
-def palm_coordinates(landmarks: np.ndarray) -> np.ndarray:
-    """(21, 2) landmarks in palm units: the wrist at 0, the middle-finger base at (0, 1), the index side at +x."""
-    xy = np.asarray(landmarks, np.float64)[:, :2]
-    up = xy[MIDDLE_MCP] - xy[WRIST]
-    length = np.linalg.norm(up) + 1e-9
-    up /= length
-    across = np.array([up[1], -up[0]])
-    out = (xy - xy[WRIST]) @ np.stack([across, up], 1) / length
-    return out if out[INDEX_MCP, 0] >= out[PINKY_MCP, 0] else out * [-1, 1]
 
 
 def clip_landmarks(source: str = "sample") -> np.ndarray:

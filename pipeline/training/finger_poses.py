@@ -83,6 +83,32 @@ def spread_fingers(landmarks: np.ndarray, factor: float, turns_deg: np.ndarray) 
     return out
 
 
+def palm_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The palm's frame in the image: unit ``across`` and ``up`` (wrist -> middle-finger base) vectors and the
+    palm's length in the landmarks' units, from (21, 2 or 3) landmarks; None when the palm has no length.
+    ``across`` is ``up`` turned a quarter clockwise on screen (y down), toward the index finger of an upright
+    right palm."""
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    up = xy[MIDDLE_MCP] - xy[WRIST]
+    length = float(np.linalg.norm(up))
+    if length < 1e-9:
+        return None
+    up = up / length
+    return np.array([up[1], -up[0]]), up, length
+
+
+def palm_coordinates(landmarks: np.ndarray) -> np.ndarray:
+    """(21, 2) landmarks in palm units: the wrist at 0, the middle-finger base at (0, 1), and x toward the index
+    finger whichever way the hand turns (a left palm's points are mirrored); zeros when the palm has no length."""
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    frame = palm_axes(xy)
+    if frame is None:
+        return np.zeros_like(xy)
+    across, up, length = frame
+    out = (xy - xy[WRIST]) @ np.stack([across, up], 1) / length
+    return out if out[INDEX_MCP, 0] >= out[PINKY_MCP, 0] else out * [-1, 1]
+
+
 def tilt_hand(landmarks: np.ndarray, pitch_deg: float, yaw_deg: float) -> np.ndarray:
     """(21, 3) landmarks turned in 3D about the wrist, as the same hand held at another angle to the camera.
 
@@ -92,11 +118,11 @@ def tilt_hand(landmarks: np.ndarray, pitch_deg: float, yaw_deg: float) -> np.nda
     so every bone keeps its 3D length; the camera is taken as far away (a parallel projection).
     """
     points = np.asarray(landmarks, np.float64)
-    up = points[MIDDLE_MCP, :2] - points[WRIST, :2]
-    if np.linalg.norm(up) < 1e-9:  # no palm axis to turn about
+    frame = palm_axes(points)
+    if frame is None:  # no palm axis to turn about
         return points.copy()
-    up = up / np.linalg.norm(up)
-    axes = np.array([[up[1], -up[0], 0.0], [up[0], up[1], 0.0], [0.0, 0.0, 1.0]])  # rows: across, up, depth
+    across, up, _ = frame
+    axes = np.array([[*across, 0.0], [*up, 0.0], [0.0, 0.0, 1.0]])  # rows: across, up, depth
     p, y = np.deg2rad(pitch_deg), np.deg2rad(yaw_deg)
     pitch = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
     yaw = np.array([[np.cos(y), 0, -np.sin(y)], [0, 1, 0], [np.sin(y), 0, np.cos(y)]])
@@ -320,5 +346,5 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
 
 
 __all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS",
-           "NoneHands", "STRAIGHT", "bone_lengths", "face_on", "finger_angles", "none_hands", "none_poses", "pose_copies", "raised_fingers", "reach",
-           "spread_fingers", "tilt_hand"]
+           "NoneHands", "STRAIGHT", "bone_lengths", "face_on", "finger_angles", "none_hands", "none_poses", "palm_axes",
+           "palm_coordinates", "pose_copies", "raised_fingers", "reach", "spread_fingers", "tilt_hand"]

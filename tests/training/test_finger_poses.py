@@ -20,6 +20,7 @@ from pipeline.training.finger_poses import (
     finger_angles,
     none_hands,
     none_poses,
+    palm_coordinates,
     pose_copies,
     raised_fingers,
     reach,
@@ -89,6 +90,20 @@ def test_copies_are_drawn_as_the_crops_are_and_only_from_landmark_drawn_crops(ep
     assert diff.mean() < 3 and ((resized.numpy() > 0) == (smaller.images[rows].numpy() > 0)).mean() > 0.97
     photo = load_dataset(REPO / "data" / "epsrc")
     assert photo.settings.fill == "image" and pose_copies(photo, rows, AugmentConfig(), 0) is None
+
+
+def test_palm_coordinates_are_the_same_for_the_hand_moved_turned_scaled_or_mirrored_in_the_frame(epsrc_depth):
+    """Wrist at 0, middle-finger base at (0, 1), index finger toward +x, whatever the frame does to the hand."""
+    angle = np.deg2rad(70)
+    turn = 1.7 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    for marks in landmarks_of(epsrc_depth.index)[::10]:
+        palm = palm_coordinates(marks)
+        np.testing.assert_allclose(palm[[0, 9]], [[0, 0], [0, 1]], atol=1e-12)
+        assert palm[5, 0] > palm[17, 0]
+        moved = marks[:, :2] @ turn.T + [300, -40]
+        np.testing.assert_allclose(palm_coordinates(moved), palm, atol=1e-9)
+        np.testing.assert_allclose(palm_coordinates(moved * [-1, 1]), palm, atol=1e-9)
+    assert np.array_equal(palm_coordinates(np.zeros((21, 3))), np.zeros((21, 2)))  # no palm: no axis, no error
 
 
 def test_a_tilted_hand_is_the_same_hand_turned_in_3d_about_the_wrist(epsrc_depth):
