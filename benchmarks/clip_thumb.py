@@ -28,9 +28,8 @@ from pipeline.data.load import landmarks_of, load_dataset  # noqa: E402
 from pipeline.preprocess.crops import INDEX_MCP  # noqa: E402
 from pipeline.preprocess.hands import HandDetector  # noqa: E402
 from pipeline.preprocess.sources import open_source  # noqa: E402
-from pipeline.training.finger_poses import face_on, palm_coordinates  # noqa: E402
+from pipeline.training.finger_poses import THUMB_TIP, face_on, palm_coordinates  # noqa: E402
 
-THUMB_TIP = 4
 DATASETS = ("fingers", "sign_digits", "homes", "rps_green", "asl_letters", "epsrc", "gestures")
 
 

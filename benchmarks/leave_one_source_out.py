@@ -17,7 +17,10 @@ photos of each held-out source also go through the whole path again, as they are
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
 
 Last line: ``cnn_mean=... mlp_mean=... cnn_pooled=... back_of_hand=... none_precision=... none_recall=...
-false_positive_rate=... upright=... turned90=... turned180=... folds=...``.
+false_positive_rate=... counts=... together=... thumb_three=... counts_n=... together_n=... thumb_three_n=...
+upright=... turned90=... turned180=... folds=...``. ``counts``, ``together`` and ``thumb_three`` are the pooled
+shares answered right, as the demo answers, of the held-out counts, of the twos to fives with the fingers held
+together, and of the thumb-out threes: the goals' "six counts" and "other finger styles".
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from pipeline.lenet.model import predict_logits  # noqa: E402
 from pipeline.preprocess.crops import FILLS, MIRRORS, seen_from_back  # noqa: E402
 from pipeline.training.calibration import answers, none_scores  # noqa: E402
 from pipeline.training.evaluation import evaluate_folder  # noqa: E402
+from pipeline.training.finger_poses import held_together, thumb_out  # noqa: E402
 from pipeline.training.loop import TrainConfig  # noqa: E402
 from pipeline.training.reports import confusion  # noqa: E402
 from pipeline.training.run import THRESHOLD, Split, make_split, train_run  # noqa: E402
@@ -64,6 +68,21 @@ def photo_of(source: str, relative: str) -> Path:
 def back_of_hand(data: Dataset) -> np.ndarray:
     """(N,) bool: hands whose apparent turn contradicts MediaPipe's (anatomical) handedness: backs of hands."""
     return np.array([seen_from_back(m, h) for m, h in zip(landmarks_of(data.index), data.index["handedness"])], bool)
+
+
+#: The goals' kinds of hand that a source's labels and landmarks tell (see :func:`kinds_of_hand`).
+KINDS = ("counts", "together", "thumb_three")
+
+
+def kinds_of_hand(data: Dataset) -> dict[str, np.ndarray]:
+    """(N,) bool for each of :data:`KINDS`: a count (any label but none); a two to five with the raised fingers
+    held together (:func:`~pipeline.training.finger_poses.held_together`); a three with the thumb out
+    (:func:`~pipeline.training.finger_poses.thumb_out`). The last two are the "other finger styles"."""
+    marks = landmarks_of(data.index)
+    names = np.asarray(data.label_names)[data.labels.numpy()]
+    together = np.isin(names, ["two", "three", "four", "five"]) & np.array([held_together(m) for m in marks], bool)
+    three_out = (names == "three") & np.array([thumb_out(m) for m in marks], bool)
+    return {"counts": names != NONE_LABEL, "together": together, "thumb_three": three_out}
 
 
 def turned_folders(test: Dataset, out: Path, limit: int, seed: int) -> dict[str, Path]:
@@ -152,6 +171,9 @@ def main() -> None:
                "shown": float((shown == truth).mean()), "back_n": int(back.sum()),
                "back": float((probs.argmax(1) == truth)[back].mean()) if back.any() else float("nan"),
                **none_scores(shown, truth, labels)}
+        for kind, rows_of_kind in kinds_of_hand(test).items():  # as the demo answers them
+            row[f"{kind}_n"] = int(rows_of_kind.sum())
+            row[kind] = float((shown == truth)[rows_of_kind].mean()) if rows_of_kind.any() else float("nan")
         if not args.no_mlp:
             from pipeline.training.landmark_mlp import LANDMARK_CONFIG, predict_landmark_mlp, train_landmark_mlp
 
@@ -177,6 +199,8 @@ def main() -> None:
     summary = {"cnn_mean": table["cnn"].mean(), "mlp_mean": table["mlp"].mean() if "mlp" in table else float("nan"),
                "cnn_pooled": float((pooled_shown == pooled_truth).mean()),
                "back_of_hand": float(np.nansum(backs) / table["back_n"].sum()), **none,
+               **{kind: float(np.nansum(table[kind] * table[f"{kind}_n"]) / max(table[f"{kind}_n"].sum(), 1)) for kind in KINDS},
+               **{f"{kind}_n": int(table[f"{kind}_n"].sum()) for kind in KINDS},
                **{key: float(np.mean(v)) if v else float("nan") for key, v in turned.items()}, "folds": len(rows)}
     print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
 

@@ -36,6 +36,7 @@ from pipeline.training.augment import AugmentConfig
 
 #: Each finger's base and the landmarks that turn about it: thumb (from its CMC joint), index, middle, ring, little.
 FINGERS = ((1, (2, 3, 4)), (5, (6, 7, 8)), (9, (10, 11, 12)), (13, (14, 15, 16)), (17, (18, 19, 20)))
+THUMB_TIP = FINGERS[0][1][-1]
 #: Fills drawn from the landmarks alone, which copies can be drawn in.
 DRAWN_FILLS = ("depth", "mask")
 
@@ -148,6 +149,32 @@ def face_on(landmarks: np.ndarray) -> np.ndarray:
     xy = np.asarray(landmarks, np.float64)[..., :2]
     width = np.linalg.norm(xy[:, INDEX_MCP] - xy[:, PINKY_MCP], axis=1)
     return width >= FACE_ON * np.linalg.norm(xy[:, MIDDLE_MCP] - xy[:, WRIST], axis=1)
+#: Raised fingers are taken as held together (:func:`held_together`) when no two neighbours are more than this many
+#: degrees apart: rps_green's fives (paper) have a median of 3.8, asl_letters' fours (fingers together) 3.8, and the
+#: spread fives of data/fingers 13.1 and of homes 18.5.
+TOGETHER_DEG = 6.0
+#: The thumb is taken as held out (:func:`thumb_out`) when its tip lies at least this many palm lengths beyond the
+#: index finger's base, across the palm: 97 % of the committed datasets' face-on fives, 2 % of their fours.
+THUMB_OUT = 0.15
+
+
+def held_together(landmarks: np.ndarray) -> bool:
+    """Whether a hand raises at least two fingers (the thumb aside, :func:`raised_fingers`) and holds them
+    together: each within :data:`TOGETHER_DEG` of its raised neighbour, in angle to the palm's axis."""
+    raised = np.flatnonzero(raised_fingers(landmarks))
+    if len(raised) < 2:
+        return False
+    angles = np.rad2deg(finger_angles(landmarks))[raised]
+    return bool(np.abs(np.diff(angles)).max() <= TOGETHER_DEG)
+
+
+def thumb_out(landmarks: np.ndarray) -> bool:
+    """Whether the thumb's tip lies :data:`THUMB_OUT` palm lengths or more beyond the index finger's base, across
+    the palm (:func:`palm_coordinates`): a thumb held out, as a five's or a thumb-out three's is."""
+    palm = palm_coordinates(landmarks)
+    return bool(palm[THUMB_TIP, 0] - palm[INDEX_MCP, 0] >= THUMB_OUT)
+
+
 #: A donor finger reaches at most this many palm lengths from its base; longer ones are landmark errors.
 LONGEST_FINGER = 1.3
 #: Circles that no count makes, which :func:`none_hands` draws with ``circles``: the OK sign (the thumb and
@@ -346,5 +373,6 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
 
 
 __all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS",
-           "NoneHands", "STRAIGHT", "bone_lengths", "face_on", "finger_angles", "none_hands", "none_poses", "palm_axes",
-           "palm_coordinates", "pose_copies", "raised_fingers", "reach", "spread_fingers", "tilt_hand"]
+           "NoneHands", "STRAIGHT", "THUMB_OUT", "THUMB_TIP", "TOGETHER_DEG", "bone_lengths", "face_on", "finger_angles",
+           "held_together", "none_hands", "none_poses", "palm_axes", "palm_coordinates", "pose_copies", "raised_fingers",
+           "reach", "spread_fingers", "thumb_out", "tilt_hand"]

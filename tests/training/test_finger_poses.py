@@ -18,6 +18,7 @@ from pipeline.training.finger_poses import (
     FINGERS,
     NONE_FINGERS,
     finger_angles,
+    held_together,
     none_hands,
     none_poses,
     palm_coordinates,
@@ -25,6 +26,7 @@ from pipeline.training.finger_poses import (
     raised_fingers,
     reach,
     spread_fingers,
+    thumb_out,
     tilt_hand,
 )
 
@@ -64,6 +66,22 @@ def test_only_raised_fingers_are_spread_so_a_fist_stays_a_fist(source, label, ra
     if raised == 0:
         for m in marks[counts == 0]:
             np.testing.assert_allclose(spread_fingers(m, 0.4, np.zeros(5)), m, atol=1e-9)
+
+
+@pytest.mark.parametrize("source, label, together, out", [
+    ("rps_green", "five", (0.75, 1.0), (0.85, 1.0)),    # paper: fingers together, the thumb out
+    ("asl_letters", "four", (0.75, 1.0), (0.0, 0.05)),  # the four of fingerspelling: together, the thumb folded
+    ("fingers", "two", (0.0, 0.05), (0.0, 0.05)),       # a spread V
+    ("sign_digits", "three", (0.0, 0.1), (0.95, 1.0)),  # thumb, index and middle finger
+    ("sign_digits", "four", (0.0, 0.05), (0.0, 0.05)),
+])
+def test_the_styles_of_real_counts_are_read_from_their_landmarks(source, label, together, out):
+    """held_together and thumb_out on the hands of one label of a committed dataset: the share of hands that have
+    each, within what its photos show."""
+    data = load_dataset(REPO / "data" / source)
+    marks = landmarks_of(data.index)[data.labels.numpy() == data.label_names.index(label)]
+    shares = np.mean([held_together(m) for m in marks]), np.mean([thumb_out(m) for m in marks])
+    assert together[0] <= shares[0] <= together[1] and out[0] <= shares[1] <= out[1], shares
 
 
 def test_copies_are_drawn_as_the_crops_are_and_only_from_landmark_drawn_crops(epsrc_depth):
