@@ -120,8 +120,8 @@ def add_fill_option(group, default: str | None) -> None:
     group.add_argument("--fill", choices=FILLS, default=default,
                        help="what a crop shows inside the mask: image (the photo's gray levels), mask (the hand's "
                             "silhouette alone) or depth (the palm and finger bones drawn from the landmarks, brighter "
-                            f"the nearer the camera; needs --mask bones); mask and depth keep nothing of skin, light "
-                            f"or camera ({then})")
+                            "the nearer the camera; for datasets made with the bones mask, collect's default); mask "
+                            f"and depth keep nothing of skin, light or camera ({then})")
 
 
 def crop_settings_from(args: argparse.Namespace) -> CropSettings:

@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (created if new; appended to if it exists)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--source", metavar="0|VIDEO", help="live: webcam index or video file (default: 0)")
+    mode.add_argument("--source", metavar="0|FILE|DIR|sample",
+                      help="live: webcam index, video file, image file, folder of images, or 'sample' (the shipped "
+                           "clip) (default: 0)")
     mode.add_argument("--from", dest="from_dir", metavar="DIR",
                       help="import: DIR/LABEL/ holds photos or videos of each label")
     live = parser.add_argument_group("live recording")

@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_option(parser, digits=True)
     add_data_options(parser)
     parser.add_argument("--photos", metavar="DIR", help="DIR/LABEL/ holds photos (run through MediaPipe and the crop stage)")
-    parser.add_argument("--out", metavar="DIR", help="where to write the figures (default: runs/explain/<model name>)")
+    parser.add_argument("--out", metavar="DIR", help="where to write the figures (default: runs/explain/MODEL-DATA: the model's name and the "
+                             "data's or the photos folder's)")
     parser.add_argument("--force", action="store_true", help="replace the figures in --out if they are there")
     parser.add_argument("--per-class", type=int, default=4, metavar="N", help="samples shown per class (default: 4)")
     parser.add_argument("--mean-per-class", type=int, default=200, metavar="N",
@@ -86,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("Sign-MNIST has no shipped model: train one (python -m pipeline.train --signmnist CSV --out runs/sign) "
                         "and pass --model runs/sign/model.pt")
     loaded = load_model(model_path)
-    out = Path(args.out or Path("runs") / "explain" / loaded.short_name)
+    what = Path(args.photos).resolve().name if args.photos else spec.name
+    out = Path(args.out or Path("runs") / "explain" / f"{loaded.short_name}-{what}")
     refuse_existing(out / "class_means.png", args.force, "figures")
     check_writable(out, "--out")
     model, label_names = loaded.explained, loaded.labels

@@ -2,7 +2,7 @@
 
     python -m pipeline.study --data data/fingers --out runs/study-fingers   # 15 variants + landmark MLP, 5 splits x 3 seeds
     python -m pipeline.study --mnist ../shared/data/mnist --out runs/study-mnist --epochs 4
-    python -m pipeline.study --quick            # a small grid on data/fingers, about a minute
+    python -m pipeline.study --quick            # a small grid on data/fingers, a few minutes
 """
 
 from __future__ import annotations

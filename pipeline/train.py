@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Sequence
 
 from pipeline.cli_options import add_data_options, add_fill_option, at_least, data_spec_from, positive
@@ -18,7 +19,7 @@ from pipeline.errors import UserError, run_command
 from pipeline.lenet.model import VARIANTS
 from pipeline.training.augment import NO_AUGMENT
 from pipeline.training.loop import TrainConfig
-from pipeline.training.run import make_split, train_run
+from pipeline.training.run import check_run_folder, make_split, train_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_run_folder(Path(args.out), args.resume, args.force)  # before the data loads, which may take a while
     spec = data_spec_from(args)
     if args.fill and not spec.hands:
         raise UserError(f"--fill is for hand crops made by collect, not for {spec.kind}; leave it out")

@@ -164,7 +164,11 @@ class LoadedModel:
 
     @property
     def short_name(self) -> str:
-        """What output folders are named after: the run folder for a ``runs/NAME/model.pt``, else the file's stem."""
+        """What output folders are named after: ``shipped-STEM`` for a model the package ships (so that it never
+        shares a folder with a user's ``runs/fingers``), the run folder for a ``runs/NAME/model.pt``, else the
+        file's stem."""
+        if self.path.resolve().parent == asset(GESTURE_MODEL).resolve().parent:
+            return f"shipped-{self.path.stem}"
         return self.path.parent.name if self.path.name == "model.pt" and self.path.parent.name else self.path.stem
 
     def require_hand_crops(self) -> CropSettings:

@@ -147,10 +147,10 @@ def export_checkpoint(model_path: str | Path | None, out: str | Path, overwrite:
     """
     require_onnx()
     out = Path(out)
+    if out.suffix.lower() != ".onnx":  # first: --force cannot mend this one
+        raise UserError(f"{out}: the output should end in .onnx")
     if out.exists() and not overwrite:
         raise UserError(f"{out}: exists; pass --force to replace it, or another --out")
-    if out.suffix.lower() != ".onnx":
-        raise UserError(f"{out}: the output should end in .onnx")
     check_writable(out.parent, "--out")
     loaded = load_model(model_path)
     model, ckpt = loaded.network, loaded.checkpoint

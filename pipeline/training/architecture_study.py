@@ -94,11 +94,11 @@ class StudyConfig:
     @property
     def name(self) -> str:
         """What the study is of, for titles: the dataset folders' names, or the public set's kind."""
-        return "+".join(Path(p).name for p in self.data.paths) if self.data.hands else self.data.kind
+        return self.data.name
 
 
 def default_config(data: DataSpec, quick: bool = False) -> StudyConfig:
-    """The recipe for a kind of data; ``quick`` is a small grid that runs in about a minute on a laptop CPU.
+    """The recipe for a kind of data; ``quick`` is a small grid that runs in a few minutes on a 2-core CPU.
 
     Hand crops are augmented (another person's hand differs in angle, light and size); MNIST and
     Sign-MNIST are trained as they are, as ``pipeline.train`` does for them. A full study of hand data

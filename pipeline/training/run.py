@@ -164,17 +164,29 @@ def run_recipe(data: Dataset, model_name: str, config: TrainConfig, members: int
             "train": config.to_dict(), "split_groups": split.groups(data)}
 
 
+def check_run_folder(out: Path, resume: bool, force: bool = False) -> None:
+    """The checks of a run folder that need no data, so that a command can make them before it loads any: a
+    file is refused, a finished run unless ``force``, and a folder that is not empty unless it holds a run to
+    ``resume`` (or ``force``)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file, not a folder; choose another --out")
+    if (out / "model.pt").exists() and not force:
+        raise UserError(f"{out}: a finished run is already there; choose another --out, or pass --force to replace it "
+                        "(runs are never overwritten otherwise)")
+    record = (out / "run.json").is_file()
+    if not force and not (resume and record) and out.exists() and any(out.iterdir()):
+        hint = "pass --resume to continue the run it holds" if record else "it holds no run" + (" to resume" if resume else "")
+        raise UserError(f"{out}: folder exists and is not empty; {hint}, or choose another --out")
+
+
 def prepare_folder(out: Path, recipe: dict, resume: bool, force: bool = False) -> None:
     """Create the run folder and write ``run.json``, or check a resumed one against it (one line on any mismatch).
 
-    A finished run is refused unless ``force`` (its files are then removed first); a folder that is not
-    empty and holds no run is refused.
+    What :func:`check_run_folder` refuses is refused; with ``force`` a finished run's files are removed first.
     """
+    check_run_folder(out, resume, force)
     record = out / "run.json"
-    finished = (out / "model.pt").exists()
-    if finished and not force:
-        raise UserError(f"{out}: a finished run is already there; choose another --out, or pass --force to replace it "
-                        "(runs are never overwritten otherwise)")
     if force:
         for name in (*RUN_FILES, *(p.name for p in out.glob("member*.pt")), *(p.name for p in out.glob("resume*.pt"))):
             (out / name).unlink(missing_ok=True)
@@ -184,9 +196,6 @@ def prepare_folder(out: Path, recipe: dict, resume: bool, force: bool = False) -
         if differ:
             raise UserError(f"{out} holds a run with another {', '.join(differ)}; resume it with the command that "
                             "started it, or train this one in another --out")
-    elif out.exists() and any(out.iterdir()):
-        hint = "it holds no run to resume" if resume else "pass --resume to continue that run"
-        raise UserError(f"{out}: folder exists and is not empty; {hint}, or choose another --out")
     check_writable(out, "--out")
     if not record.is_file():
         atomic_write_text(record, json.dumps(recipe, indent=2) + "\n")

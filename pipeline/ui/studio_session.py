@@ -50,7 +50,7 @@ from pipeline.ui import collect_session as recorder
 from pipeline.ui import demo_session as demo
 from pipeline.ui import review_grid as review
 from pipeline.ui.keyscript import KeyScript
-from pipeline.ui.window import Pacer, Window, key_code
+from pipeline.ui.window import Pacer, Window, check_display, key_code
 
 WINDOW_TITLE = "handcam studio"
 LEGEND = "space rec  1-9 label  u undo  t train  v review  r record  l live  c cam  p shot  q quit"
@@ -444,7 +444,7 @@ def open_studio(source: str, data: str | Path, settings: CropSettings, labels: l
     again and again (in real time in a window). Nothing is created until the source gives its first frame.
     """
     if not headless:
-        recorder.check_display()
+        check_display("the studio window", "--keys SCRIPT (the keys to press) to run it without a window")
     labels = list(dict.fromkeys([*labels, *([] if NONE_LABEL in labels else [NONE_LABEL])]))
     tune_torch_for_live()  # the live view's batches of a few crops, beside MediaPipe and a training process
     with open_source(source) as src:

@@ -15,10 +15,6 @@ REPO = Path(__file__).resolve().parents[2]
 FINGERS = REPO / "data" / "fingers"
 
 
-
-
-
-
 def test_checkpoint_round_trips_with_weights_only(trained_run: Path, fingers) -> None:
     raw = torch.load(trained_run / "model.pt", weights_only=True)  # a plain dict, no pickled classes
     assert raw["label_names"] == ["fist", "one", "two", "three", "four", "five"]
@@ -45,3 +41,15 @@ def test_the_shipped_model_names_its_datasets_and_split() -> None:
     groups = loaded.split_groups()
     assert set(groups) == {"train", "val", "test"} and not set(groups["test"]) & set(groups["train"])
     assert all("/" in g for g in groups["test"])  # NAME/GROUP: two datasets' sessions never merge
+
+
+def test_output_folders_are_named_so_that_the_shipped_model_and_a_users_runs_fingers_never_share_one(tmp_path) -> None:
+    """evaluate and explain name their default folders after the model: the README trains runs/fingers, and the
+    shipped model's file is fingers.pt."""
+    shipped = load_model()
+    assert shipped.short_name == "shipped-fingers"
+    (tmp_path / "runs" / "fingers").mkdir(parents=True)
+    copy = tmp_path / "runs" / "fingers" / "model.pt"
+    copy.write_bytes(shipped.path.read_bytes())
+    (tmp_path / "mine.pt").write_bytes(shipped.path.read_bytes())
+    assert load_model(copy).short_name == "fingers" and load_model(tmp_path / "mine.pt").short_name == "mine"
