@@ -114,6 +114,12 @@ def add_crop_options(parser: argparse.ArgumentParser) -> None:
     add_fill_option(g, d.fill)
 
 
+def add_max_frames_option(parser) -> None:
+    """``--max-frames N``: stop a live command (demo, collect) after N frames of its source; a camera has no end."""
+    parser.add_argument("--max-frames", type=at_least(1), default=None, metavar="N",
+                        help="stop after N frames of the source (default: at its end; a camera: when you quit)")
+
+
 def add_fill_option(group, default: str | None) -> None:
     """``--fill image|mask|depth``: what a crop shows inside its mask (re-rendered from a dataset's large renders)."""
     then = f"default: {default}" if default else "default: as the first dataset was made"

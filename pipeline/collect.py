@@ -21,7 +21,15 @@ import sys
 import time
 from typing import Sequence
 
-from pipeline.cli_options import add_crop_options, add_engine_options, add_hand_options, at_least, crop_settings_from, engine_from
+from pipeline.cli_options import (
+    add_crop_options,
+    add_engine_options,
+    add_hand_options,
+    add_max_frames_option,
+    at_least,
+    crop_settings_from,
+    engine_from,
+)
 from pipeline.data.folder_import import ImportOptions, detection_rate, import_folder
 from pipeline.data.review import Review
 from pipeline.data.store import DatasetWriter
@@ -77,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--stride", type=at_least(1), default=None, metavar="N",
                       help="save every N-th frame while recording, so near-duplicates are not all kept "
                            "(default: 3 live, 5 for imported videos)")
+    add_max_frames_option(live)
     live.add_argument("--countdown", type=at_least(0, float), default=3.0, metavar="S", help="seconds before recording starts (default: 3)")
     live.add_argument("--headless", action="store_true",
                       help="no window: record every stride-th frame of the source under the first --label "
@@ -160,7 +169,7 @@ def run_live(args: argparse.Namespace) -> int:
     group = args.group or live_group()
     result = record_live(source, args.data, crop_settings_from(args), labels, group, hand_model=args.hand_model,
                          num_hands=args.num_hands, stride=args.stride or 3, countdown=args.countdown,
-                         headless=args.headless)
+                         headless=args.headless, max_frames=args.max_frames)
     if result.ended_early:
         print(result.ended_early, file=sys.stderr)
     if result.interrupted:
@@ -210,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--studio records live (--source); import with --from DIR without it")
     if args.keys and not args.studio:
         raise UserError("--keys scripts the studio; add --studio")
+    if args.max_frames and (args.studio or args.from_dir):
+        raise UserError("--max-frames stops a live recording; an import ends with its folder, the studio with its "
+                        "q key (or the --keys script's)")
     if args.from_dir:
         return run_import(args)
     if args.engine != "local" or args.address or args.workers:

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Sequence
 
-from pipeline.cli_options import add_hand_options, add_model_option, at_least, probability
+from pipeline.cli_options import add_hand_options, add_max_frames_option, add_model_option, probability
 from pipeline.errors import run_command
 from pipeline.explainers.quality import CAM_METHODS, DEFAULT_EXPLAINER
 from pipeline.lenet.checkpoint import load_model
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--headless", action="store_true", help="no window: process every frame, print the summary")
     parser.add_argument("--out", metavar="FILE.mp4", help="also write the annotated frames to this video")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--max-frames", type=at_least(1), default=None, metavar="N", help="stop after N frames")
+    add_max_frames_option(parser)
     parser.add_argument("--screenshots", default="runs/demo", metavar="DIR",
                         help="where the p key saves screenshots (default: runs/demo)")
     return parser

@@ -281,14 +281,16 @@ class Recording:
 
 
 def record_live(source: str, data: str | Path, settings: CropSettings, labels: list[str], group: str,
-                hand_model: str | None, num_hands: int, stride: int, countdown: float, headless: bool) -> Recording:
+                hand_model: str | None, num_hands: int, stride: int, countdown: float, headless: bool,
+                max_frames: int | None = None) -> Recording:
     """Record hands from a webcam index or a video file into the dataset ``data`` (made or appended to).
 
     Nothing is created until the source has given its first frame: a camera that is not there, or a
     file that is no video, leaves no empty dataset behind. In a window, keys pick the label and
     start or stop recording (see :func:`action_for_key`). ``headless`` saves every ``stride``-th
     frame under ``labels[0]`` with no window and no countdown, until the source ends (a webcam:
-    until Ctrl-C). Every sample is written as it is taken, so quitting or Ctrl-C keeps all of them.
+    until Ctrl-C) or ``max_frames`` frames have come. Every sample is written as it is taken, so
+    quitting or Ctrl-C keeps all of them.
     """
     if not headless:
         check_display()  # before the camera and MediaPipe start
@@ -309,7 +311,7 @@ def record_live(source: str, data: str | Path, settings: CropSettings, labels: l
                 state.message = f"space: record '{state.label}'"
             interrupted = False
             try:
-                run_session(itertools.chain([first], frames), detector, writer, state, group, window,
+                run_session(itertools.islice(itertools.chain([first], frames), max_frames), detector, writer, state, group, window,
                             pace=isinstance(src, VideoSource))
             except KeyboardInterrupt:
                 interrupted = True

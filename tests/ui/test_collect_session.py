@@ -246,6 +246,17 @@ def test_headless_records_every_stride_th_frame(video, tmp_path, capsys):
     assert f"a={len(rows)} b=0 group=g1 data={data}" in out
 
 
+def test_max_frames_stops_a_recording_after_that_many_frames_of_the_source(video, tmp_path, capsys):
+    data = tmp_path / "data"
+    code = collect.main(["--source", str(video), "--data", str(data), "--label", "a", "--stride", "10",
+                         "--max-frames", "45", "--headless"])
+    assert code == 0
+    frames = sorted(int(r["frame"]) for r in read_index(data))
+    assert 4 <= len(frames) <= 5 and set(frames) <= {0, 10, 20, 30, 40}  # of its 202 frames, the first 45
+    with pytest.raises(UserError, match="--max-frames stops a live recording"):
+        collect.main(["--from", str(tmp_path), "--data", str(tmp_path / "other"), "--max-frames", "5"])
+
+
 def test_ctrl_c_keeps_every_saved_sample(video, tmp_path):
     data = tmp_path / "data"
     command = [sys.executable, "-m", "pipeline.collect", "--source", str(video), "--data", str(data),
