@@ -20,7 +20,8 @@ Last line: ``cnn_mean=... mlp_mean=... cnn_pooled=... back_of_hand=... none_prec
 false_positive_rate=... counts=... together=... thumb_three=... counts_n=... together_n=... thumb_three_n=...
 upright=... turned90=... turned180=... folds=...``. ``counts``, ``together`` and ``thumb_three`` are the pooled
 shares answered right, as the demo answers, of the held-out counts, of the twos to fives with the fingers held
-together, and of the thumb-out threes: the goals' "six counts" and "other finger styles".
+together, and of the face-on thumb-out threes (NaN where none is held out): the goals' "six counts" and "other
+finger styles".
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from pipeline.lenet.model import predict_logits  # noqa: E402
 from pipeline.preprocess.crops import FILLS, MIRRORS, seen_from_back  # noqa: E402
 from pipeline.training.calibration import answers, none_scores  # noqa: E402
 from pipeline.training.evaluation import evaluate_folder  # noqa: E402
-from pipeline.training.finger_poses import held_together, thumb_out  # noqa: E402
+from pipeline.training.finger_poses import COUNT_FINGERS, face_on, held_together, thumb_out  # noqa: E402
 from pipeline.training.loop import TrainConfig  # noqa: E402
 from pipeline.training.reports import confusion  # noqa: E402
 from pipeline.training.run import THRESHOLD, Split, make_split, train_run  # noqa: E402
@@ -75,13 +76,15 @@ KINDS = ("counts", "together", "thumb_three")
 
 
 def kinds_of_hand(data: Dataset) -> dict[str, np.ndarray]:
-    """(N,) bool for each of :data:`KINDS`: a count (any label but none); a two to five with the raised fingers
-    held together (:func:`~pipeline.training.finger_poses.held_together`); a three with the thumb out
-    (:func:`~pipeline.training.finger_poses.thumb_out`). The last two are the "other finger styles"."""
+    """(N,) bool for each of :data:`KINDS`: a count (any label but none); a count of two or more fingers held
+    together (:func:`~pipeline.training.finger_poses.held_together`); a three seen face-on with the thumb out
+    (:func:`~pipeline.training.finger_poses.thumb_out`, whose measure needs the palm's width). The last two are
+    the "other finger styles"."""
     marks = landmarks_of(data.index)
     names = np.asarray(data.label_names)[data.labels.numpy()]
-    together = np.isin(names, ["two", "three", "four", "five"]) & np.array([held_together(m) for m in marks], bool)
-    three_out = (names == "three") & np.array([thumb_out(m) for m in marks], bool)
+    several = [name for name, fingers in COUNT_FINGERS.items() if len(fingers) >= 2]
+    together = np.isin(names, several) & np.array([held_together(m) for m in marks], bool)
+    three_out = (names == "three") & face_on(marks) & np.array([thumb_out(m) for m in marks], bool)
     return {"counts": names != NONE_LABEL, "together": together, "thumb_three": three_out}
 
 
@@ -146,6 +149,7 @@ def main() -> None:
     import pandas as pd
 
     rows, shown_all, truth_all, turned = [], [], [], {"upright": [], "turned90": [], "turned180": []}
+    kinds_all = {kind: [] for kind in KINDS}
     for k, held in enumerate(parts):
         name = held.root.name
         train = concat_datasets([p for j, p in enumerate(parts) if j != k], labels)
@@ -172,6 +176,7 @@ def main() -> None:
                "back": float((probs.argmax(1) == truth)[back].mean()) if back.any() else float("nan"),
                **none_scores(shown, truth, labels)}
         for kind, rows_of_kind in kinds_of_hand(test).items():  # as the demo answers them
+            kinds_all[kind].append(rows_of_kind)
             row[f"{kind}_n"] = int(rows_of_kind.sum())
             row[kind] = float((shown == truth)[rows_of_kind].mean()) if rows_of_kind.any() else float("nan")
         if not args.no_mlp:
@@ -199,7 +204,8 @@ def main() -> None:
     summary = {"cnn_mean": table["cnn"].mean(), "mlp_mean": table["mlp"].mean() if "mlp" in table else float("nan"),
                "cnn_pooled": float((pooled_shown == pooled_truth).mean()),
                "back_of_hand": float(np.nansum(backs) / table["back_n"].sum()), **none,
-               **{kind: float(np.nansum(table[kind] * table[f"{kind}_n"]) / max(table[f"{kind}_n"].sum(), 1)) for kind in KINDS},
+               **{kind: float((pooled_shown == pooled_truth)[mask].mean()) if mask.any() else float("nan")
+                  for kind, mask in ((kind, np.concatenate(kinds_all[kind])) for kind in KINDS)},
                **{f"{kind}_n": int(table[f"{kind}_n"].sum()) for kind in KINDS},
                **{key: float(np.mean(v)) if v else float("nan") for key, v in turned.items()}, "folds": len(rows)}
     print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))

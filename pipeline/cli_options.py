@@ -114,7 +114,7 @@ def add_crop_options(parser: argparse.ArgumentParser) -> None:
     add_fill_option(g, d.fill)
 
 
-def add_max_frames_option(parser) -> None:
+def add_max_frames_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--max-frames N``: stop a live command (demo, collect) after N frames of its source; a camera has no end."""
     parser.add_argument("--max-frames", type=at_least(1), default=None, metavar="N",
                         help="stop after N frames of the source (default: at its end; a camera: when you quit)")
@@ -126,7 +126,7 @@ def add_fill_option(group, default: str | None) -> None:
     group.add_argument("--fill", choices=FILLS, default=default,
                        help="what a crop shows inside the mask: image (the photo's gray levels), mask (the hand's "
                             "silhouette alone) or depth (the palm and finger bones drawn from the landmarks, brighter "
-                            "the nearer the camera; for datasets made with the bones mask, collect's default); mask "
+                            "the nearer the camera; needs the bones mask, collect's default); mask "
                             f"and depth keep nothing of skin, light or camera ({then})")
 
 

@@ -42,7 +42,7 @@ class DataSpec:
     def name(self) -> str:
         """What the data is, for titles and output folders: the dataset folders' names joined by ``+``, or the
         public set's kind."""
-        return "+".join(Path(p).name for p in self.paths) if self.hands else self.kind
+        return "+".join(Path(p).resolve().name for p in self.paths) if self.hands else self.kind
 
     def describe(self, absolute: bool = True) -> dict:
         """What a study or a run folder records about the data (absolute paths, so a rerun from another folder

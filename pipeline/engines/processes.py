@@ -182,13 +182,11 @@ def _call(func: Callable, item: Any) -> Any:
 
 def _kill(pool: ProcessPoolExecutor) -> None:
     """Stop a pool at once, its running items too (``shutdown`` alone waits for them)."""
-    kill_workers = getattr(pool, "kill_workers", None)  # Python 3.14's public way
-    if kill_workers is not None:
-        kill_workers()
-    else:
-        for process in list((pool._processes or {}).values()):  # before 3.14, only the private map
-            with contextlib.suppress(OSError):
-                process.kill()
+    # The private process map, on purpose: Python 3.14's public kill_workers() shuts the pool down without
+    # waiting before it kills, so the shutdown(wait=True) after it would no longer reap the workers.
+    for process in list((pool._processes or {}).values()):
+        with contextlib.suppress(OSError):
+            process.kill()
     pool.shutdown(wait=True, cancel_futures=True)
 
 

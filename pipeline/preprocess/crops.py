@@ -83,8 +83,8 @@ class CropSettings:
         if self.fill == "mask" and self.mask == "none":
             raise UserError("a crop filled with its mask needs a mask; choose --mask bones or hull")
         if self.fill == "depth" and self.mask != "bones":
-            raise UserError(f"a depth-shaded crop is drawn bone by bone; it needs crops made with --mask bones (collect's default), "
-                            f"not {self.mask}")
+            raise UserError(f"a depth-shaded crop is drawn bone by bone; it needs the bones mask (--mask bones, collect's "
+                            f"default), not {self.mask}")
         if not 8 <= self.size <= 512:
             raise UserError(f"crop size {self.size} is out of range; use 8 to 512 pixels")
         if not 0 <= self.margin <= 2:

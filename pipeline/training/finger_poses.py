@@ -36,6 +36,7 @@ from pipeline.training.augment import AugmentConfig
 
 #: Each finger's base and the landmarks that turn about it: thumb (from its CMC joint), index, middle, ring, little.
 FINGERS = ((1, (2, 3, 4)), (5, (6, 7, 8)), (9, (10, 11, 12)), (13, (14, 15, 16)), (17, (18, 19, 20)))
+#: The thumb's tip landmark.
 THUMB_TIP = FINGERS[0][1][-1]
 #: Fills drawn from the landmarks alone, which copies can be drawn in.
 DRAWN_FILLS = ("depth", "mask")
@@ -87,8 +88,8 @@ def spread_fingers(landmarks: np.ndarray, factor: float, turns_deg: np.ndarray) 
 def palm_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     """The palm's frame in the image: unit ``across`` and ``up`` (wrist -> middle-finger base) vectors and the
     palm's length in the landmarks' units, from (21, 2 or 3) landmarks; None when the palm has no length.
-    ``across`` is ``up`` turned a quarter clockwise on screen (y down), toward the index finger of an upright
-    right palm."""
+    ``across`` is ``up`` turned a quarter counter-clockwise on screen (y down): toward the index finger of an
+    upright left palm, or of a right hand's back."""
     xy = np.asarray(landmarks, np.float64)[:, :2]
     up = xy[MIDDLE_MCP] - xy[WRIST]
     length = float(np.linalg.norm(up))
@@ -100,7 +101,8 @@ def palm_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | N
 
 def palm_coordinates(landmarks: np.ndarray) -> np.ndarray:
     """(21, 2) landmarks in palm units: the wrist at 0, the middle-finger base at (0, 1), and x toward the index
-    finger whichever way the hand turns (a left palm's points are mirrored); zeros when the palm has no length."""
+    finger whichever way the hand turns (mirrored where :func:`palm_axes`' ``across`` points the other way: a
+    right palm, a left hand's back); zeros when the palm has no length."""
     xy = np.asarray(landmarks, np.float64)[:, :2]
     frame = palm_axes(xy)
     if frame is None:
@@ -149,6 +151,8 @@ def face_on(landmarks: np.ndarray) -> np.ndarray:
     xy = np.asarray(landmarks, np.float64)[..., :2]
     width = np.linalg.norm(xy[:, INDEX_MCP] - xy[:, PINKY_MCP], axis=1)
     return width >= FACE_ON * np.linalg.norm(xy[:, MIDDLE_MCP] - xy[:, WRIST], axis=1)
+
+
 #: Raised fingers are taken as held together (:func:`held_together`) when no two neighbours are more than this many
 #: degrees apart: rps_green's fives (paper) have a median of 3.8, asl_letters' fours (fingers together) 3.8, and the
 #: spread fives of data/fingers 13.1 and of homes 18.5.
@@ -161,6 +165,8 @@ THUMB_OUT = 0.15
 def held_together(landmarks: np.ndarray) -> bool:
     """Whether a hand raises at least two fingers (the thumb aside, :func:`raised_fingers`) and holds them
     together: each within :data:`TOGETHER_DEG` of its raised neighbour, in angle to the palm's axis."""
+    if palm_axes(landmarks) is None:  # no palm axis: no angles to compare
+        return False
     raised = np.flatnonzero(raised_fingers(landmarks))
     if len(raised) < 2:
         return False

@@ -176,8 +176,10 @@ def check_run_folder(out: Path, resume: bool, force: bool = False) -> None:
                         "(runs are never overwritten otherwise)")
     record = (out / "run.json").is_file()
     if not force and not (resume and record) and out.exists() and any(out.iterdir()):
-        hint = "pass --resume to continue the run it holds" if record else "it holds no run" + (" to resume" if resume else "")
-        raise UserError(f"{out}: folder exists and is not empty; {hint}, or choose another --out")
+        if record:
+            raise UserError(f"{out}: holds an unfinished run; pass --resume to continue it, or choose another --out")
+        raise UserError(f"{out}: folder exists, is not empty and holds no run{' to resume' if resume else ''}; "
+                        "choose another --out, or empty it")
 
 
 def prepare_folder(out: Path, recipe: dict, resume: bool, force: bool = False) -> None:

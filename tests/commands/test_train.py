@@ -114,7 +114,7 @@ def missing_crop(tmp_path: Path) -> Path:
     (lambda t: ["--data", str(FINGERS), "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
     (lambda t: ["--data", str(FINGERS), "--ensemble", "x"], "argument --ensemble: 'x' is not an integer"),
     (lambda t: [], "no data given"),
-    (lambda t: ["--data", str(hull_dataset(t)), "--fill", "depth"], "needs crops made with --mask bones (collect's default), not hull"),
+    (lambda t: ["--data", str(hull_dataset(t)), "--fill", "depth"], "needs the bones mask (--mask bones, collect's default), not hull"),
 ])
 def test_bad_inputs_give_one_clear_line(tmp_path: Path, args, message) -> None:
     code, out, err = run_main(train, *args(tmp_path), "--out", str(tmp_path / "o"), "--quiet")
@@ -132,8 +132,11 @@ def test_an_out_that_is_a_file_or_a_folder_of_other_things_is_refused_before_the
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("x")
     code, _, err = run_main(train, "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "other"), "--quiet")
-    assert code == 2 and "not empty; it holds no run, or choose another --out" in error_line(err)
+    assert code == 2 and "is not empty and holds no run; choose another --out, or empty it" in error_line(err)
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["keep.txt"]
+    (tmp_path / "other" / "run.json").write_text("{}")  # a run that stopped before its model was written
+    code, _, err = run_main(train, "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "other"), "--quiet")
+    assert code == 2 and "holds an unfinished run; pass --resume to continue it" in error_line(err)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -172,24 +171,6 @@ def test_leaving_early_kills_running_items():
     start = time.monotonic()
     results.close()  # as a loop left by an error or Ctrl-C: the processes are stopped now, not in 30 s
     assert time.monotonic() - start < 10 and children() == []
-
-
-def test_leaving_early_uses_the_pools_own_kill_where_python_has_one(monkeypatch):
-    """Python 3.14 gives ProcessPoolExecutor.kill_workers; where it exists it is what stops the items."""
-    calls = []
-
-    def kill_workers(pool):  # what 3.14's does: kill every live worker
-        calls.append(len(pool._processes))
-        for process in pool._processes.values():
-            process.kill()
-
-    monkeypatch.setattr(ProcessPoolExecutor, "kill_workers", kill_workers, raising=False)
-    results = map_on_processes(slow_after_0, list(range(5)), workers=2)
-    assert next(results) == 0
-    start = time.monotonic()
-    results.close()
-    assert time.monotonic() - start < 10 and children() == []
-    assert calls == [2]
 
 
 def test_a_photo_that_kills_its_detection_process_is_reported_unreadable_and_the_others_are_detected(fingers_dir):

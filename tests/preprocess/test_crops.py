@@ -294,7 +294,7 @@ def test_settings_json_round_trip_and_refusals():
         CropSettings(fill="paint")
     with pytest.raises(UserError, match="needs a mask"):
         CropSettings(fill="mask", mask="none")
-    with pytest.raises(UserError, match=r"needs crops made with --mask bones \(collect's default\), not hull"):
+    with pytest.raises(UserError, match=r"needs the bones mask \(--mask bones, collect's default\), not hull"):
         CropSettings(fill="depth", mask="hull")
 
 

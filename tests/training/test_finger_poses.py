@@ -122,6 +122,7 @@ def test_palm_coordinates_are_the_same_for_the_hand_moved_turned_scaled_or_mirro
         np.testing.assert_allclose(palm_coordinates(moved), palm, atol=1e-9)
         np.testing.assert_allclose(palm_coordinates(moved * [-1, 1]), palm, atol=1e-9)
     assert np.array_equal(palm_coordinates(np.zeros((21, 3))), np.zeros((21, 2)))  # no palm: no axis, no error
+    assert not held_together(np.zeros((21, 3))) and not thumb_out(np.zeros((21, 3)))
 
 
 def test_a_tilted_hand_is_the_same_hand_turned_in_3d_about_the_wrist(epsrc_depth):

@@ -253,8 +253,10 @@ def test_max_frames_stops_a_recording_after_that_many_frames_of_the_source(video
     assert code == 0
     frames = sorted(int(r["frame"]) for r in read_index(data))
     assert 4 <= len(frames) <= 5 and set(frames) <= {0, 10, 20, 30, 40}  # of its 202 frames, the first 45
-    with pytest.raises(UserError, match="--max-frames stops a live recording"):
-        collect.main(["--from", str(tmp_path), "--data", str(tmp_path / "other"), "--max-frames", "5"])
+    for mode in (["--from", str(tmp_path)], ["--studio", "--source", str(video), "--label", "a"]):
+        with pytest.raises(UserError, match="--max-frames stops a live recording"):
+            collect.main([*mode, "--data", str(tmp_path / "other"), "--max-frames", "5"])
+    assert not (tmp_path / "other").exists()
 
 
 def test_ctrl_c_keeps_every_saved_sample(video, tmp_path):

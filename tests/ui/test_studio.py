@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import cv2
@@ -205,3 +206,13 @@ def test_quitting_while_training_stops_the_run_in_one_line_and_keeps_the_data(tm
     assert counts and (int(counts[1]), int(counts[2])) == (sum(r["label"] == "five" for r in rows),
                                                              sum(r["label"] == "other" for r in rows))
     assert len(rows) == len(list((data / "crops").glob("*/*.png"))) and "runs=0 failed=0" in out
+
+
+def test_the_studio_without_a_screen_says_how_to_run_it_without_one(tmp_path, monkeypatch):
+    """Its headless run needs a --keys script, so the hint names it (collect's recorder says --headless alone)."""
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    code, _, err = run_main(collect, "--studio", "--source", "sample", "--data", str(tmp_path / "d"), "--label", "a")
+    assert code == 2 and "no screen for the studio window" in error_line(err)
+    assert "add --headless --keys SCRIPT" in error_line(err) and not (tmp_path / "d").exists()
