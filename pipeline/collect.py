@@ -145,8 +145,11 @@ def run_import(args: argparse.Namespace) -> int:
     for warning in summary.warnings:
         print(warning, file=sys.stderr)
     print(summary.table())
-    print(f"saved={summary.total('saved')} skipped={summary.total('skipped')} hand_rate={detection_rate(summary):.3f} "
-          f"seconds={seconds:.1f} data={args.data}")
+    if summary.changed or summary.removed:
+        print(f"samples saved before: {summary.changed} given the label or group this import gives them (the review, "
+              f"--map or --group-by changed since), {summary.removed} dropped by the review (moved to {args.data}/trash)")
+    print(f"saved={summary.total('saved')} skipped={summary.total('skipped')} changed={summary.changed} "
+          f"removed={summary.removed} hand_rate={detection_rate(summary):.3f} seconds={seconds:.1f} data={args.data}")
     return 0
 
 

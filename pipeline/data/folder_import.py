@@ -3,7 +3,9 @@
 Detection runs in worker processes or on Ray actors (:func:`pipeline.preprocess.photo_folders.detect_files`);
 only this process writes, in file order, so the result is the same for any number of workers, on
 either engine, and a Ctrl-C loses nothing already written (on Ray it also stops the cluster's work).
-Re-running an import skips the files (and video frames) already saved.
+Re-running an import skips the files (and video frames) already saved, and gives their samples what the import
+now would: the label of the review or ``--map``, the group of the group rule (a review that drops them moves them
+to the trash).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Callable
 from pipeline.data.review import DROP, Review
 from pipeline.data.store import DatasetWriter, Origin
 from pipeline.engines import Engine
-from pipeline.preprocess.photo_folders import FileResult, GroupRule, detect_files, scan
+from pipeline.preprocess.photo_folders import FileResult, GroupRule, Task, detect_files, scan
 
 
 @dataclass
@@ -28,6 +30,8 @@ class ImportSummary:
 
     rows: dict[str, Counter]
     warnings: list[str] = field(default_factory=list)  # videos that ended early, one line each
+    changed: int = 0  # samples saved before whose label or group the import now gives otherwise
+    removed: int = 0  # samples saved before that the review now drops (moved to the trash)
 
     def table(self) -> str:
         """A fixed-width table, one line per label plus a total."""
@@ -65,7 +69,8 @@ def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOption
 
     Every hand found is saved (a photo with two hands gives two samples), under its folder's label
     or the review's decision (a dropped file is not even detected). Files already in the dataset
-    are skipped before detection, so a re-run after an interruption continues; with
+    are skipped before detection, so a re-run after an interruption continues, and the samples saved
+    from them before get the label and group the import now gives (:func:`apply_to_saved`); with
     ``options.retry_missed``, the files an earlier import found no hand in are searched again (a newer
     detection step may find one) and their hands appended.
     """
@@ -73,6 +78,7 @@ def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOption
 
     tasks = scan(root, options.label_map, options.grouping)
     options.review.check_files({t.relative for t in tasks})
+    changed, removed = apply_to_saved(tasks, writer, options)
     rows: dict[str, Counter] = {}
     warnings: list[str] = []
     todo = []
@@ -117,7 +123,28 @@ def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOption
                 bar.update()
     finally:
         bar.close()
-    return ImportSummary(rows, warnings)
+    return ImportSummary(rows, warnings, changed, removed)
+
+
+def apply_to_saved(tasks: list[Task], writer: DatasetWriter, options: ImportOptions) -> tuple[int, int]:
+    """Give the samples already saved from ``tasks``' files what importing them now would: the review's label for
+    their frame (or their folder's, through ``--map``) and the group rule's group; the samples the review drops
+    move to the trash. Returns (samples changed, samples removed): a review or map written after the first
+    import takes effect, so the dataset is what a fresh import would make of the same files."""
+    saved: dict[str, list[dict]] = {}
+    for row in writer.rows():
+        saved.setdefault(row["source"], []).append(row)
+    changes, drops = {}, []
+    for task in tasks:
+        for row in saved.get(task.relative, ()):
+            label = options.review.label(task.relative, int(row["frame"]), task.label)
+            if label is None:
+                drops.append(row["id"])
+                continue
+            change = {key: value for key, value in (("label", label), ("group", task.group)) if row[key] != value}
+            if change:
+                changes[row["id"]] = change
+    return (writer.update(changes) if changes else 0), len(writer.remove_samples(drops)) if drops else 0
 
 
 def detection_rate(summary: ImportSummary) -> float:

@@ -25,10 +25,11 @@ import csv
 import io
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -101,6 +102,19 @@ def _rows_csv(rows: Iterable[dict], header: bool = True) -> str:
         writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` as a second name of ``src`` (a copy where the file system has no hard links), put in place
+    atomically, over a ``dst`` an interrupted run left."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 def _write_png_exclusive(path: Path, image: np.ndarray) -> None:
@@ -352,35 +366,75 @@ class DatasetWriter:
         return None
 
     def remove(self, sample_id: str) -> "Removed | None":
-        """Take one sample out of the dataset: its row leaves the index (rewritten atomically), its files
-        move to ``trash/`` and its row is appended to ``trash/index.csv``, so nothing is deleted.
+        """Take one sample out of the dataset (see :meth:`remove_samples`); returns what :meth:`restore` needs to
+        put it back, or None when no row has that id."""
+        removed = self.remove_samples([sample_id])
+        return removed[0] if removed else None
 
-        Returns what :meth:`restore` needs to put it back, or None when no row has that id. In this order,
-        a crash at any point leaves a dataset that loads: the row goes to the trash index, then leaves
-        the index, and only then do the files move (files no row names are ignored).
+    def remove_samples(self, sample_ids: Iterable[str]) -> "list[Removed]":
+        """Take samples out of the dataset: their rows leave the index (rewritten atomically, once), their files
+        move to ``trash/`` and their rows are appended to ``trash/index.csv``, so nothing is deleted.
+
+        Returns one :class:`Removed` per sample found, in index order. In this order, a crash at any point leaves
+        a dataset that loads: the rows go to the trash index, then leave the index, and only then do the files
+        move (files no row names are ignored).
         """
+        wanted = set(sample_ids)
         rows = read_rows(self.index_path)
-        gone = [r for r in rows if r["id"] == sample_id]
+        gone = [r for r in rows if r["id"] in wanted]
         if not gone:
-            return None
-        row = gone[0]
+            return []
         trash = self.root / TRASH
         trash.mkdir(exist_ok=True)
-        self._append_row(trash / INDEX, row)
-        self._rewrite_index([r for r in rows if r["id"] != sample_id])
-        for sub in ("crops", "large"):
-            src = self.root / sub / row["label"] / f"{sample_id}.png"
-            if src.exists():
-                dst = trash / sub / row["label"] / src.name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
-        if sample_id in self._last_ids:
-            self._last_ids.remove(sample_id)
-        key = (row["source"], int(row["frame"]))
-        self._done_hands.discard((*key, int(row["hand"])))
-        if not any(done[:2] == key for done in self._done_hands):
-            self._done.discard(key)
-        return Removed(row)
+        self._append_rows(trash / INDEX, gone)
+        self._rewrite_index([r for r in rows if r["id"] not in wanted])
+        for row in gone:
+            for sub in ("crops", "large"):
+                src = self.root / sub / row["label"] / f"{row['id']}.png"
+                if src.exists():
+                    dst = trash / sub / row["label"] / src.name
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
+            if row["id"] in self._last_ids:
+                self._last_ids.remove(row["id"])
+            key = (row["source"], int(row["frame"]))
+            self._done_hands.discard((*key, int(row["hand"])))
+            if not any(done[:2] == key for done in self._done_hands):
+                self._done.discard(key)
+        return [Removed(row) for row in gone]
+
+    def update(self, changes: Mapping[str, Mapping[str, str]]) -> int:
+        """Give samples another label or group: ``{sample_id: {"label": ..., "group": ...}}`` (either key);
+        returns how many rows changed. A relabelled sample's files move to its new label's folders.
+
+        In this order, a crash at any point leaves a dataset that loads, with the old rows or the new: each
+        moving file is first linked (or copied) under its new label, then the index is rewritten atomically,
+        and only then do the old names go (files no row names are ignored; a second run redoes the links).
+        """
+        unknown = {key for change in changes.values() for key in change} - {"label", "group"}
+        if unknown:
+            raise ValueError(f"only a sample's label and group can change, not {sorted(unknown)}")
+        rows = read_rows(self.index_path)
+        new_rows, moved = [], []
+        for row in rows:
+            change = {k: v for k, v in changes.get(row["id"], {}).items() if row[k] != v}
+            if "label" in change:
+                self._ensure_label(change["label"])
+                moved.append((row["id"], row["label"], change["label"]))
+            new_rows.append({**row, **change} if change else row)
+        changed = sum(a is not b for a, b in zip(rows, new_rows))
+        if not changed:
+            return 0
+        for sample_id, old, new in moved:
+            for sub in ("crops", "large"):
+                src = self.root / sub / old / f"{sample_id}.png"
+                if src.exists():
+                    _link_or_copy(src, self.root / sub / new / src.name)
+        self._rewrite_index(new_rows)
+        for sample_id, old, _ in moved:
+            for sub in ("crops", "large"):
+                (self.root / sub / old / f"{sample_id}.png").unlink(missing_ok=True)
+        return changed
 
     def restore(self, removed: "Removed") -> Sample:
         """Put a sample taken out by :meth:`remove` back: its files return from ``trash/`` and its row is
@@ -406,10 +460,10 @@ class DatasetWriter:
         self._done_hands.add((*key, int(row["hand"])))
         return removed.sample
 
-    def _append_row(self, path: Path, row: dict) -> None:
+    def _append_rows(self, path: Path, rows: list[dict]) -> None:
         new = not path.is_file() or path.stat().st_size == 0
         with open(path, "a", encoding="utf-8", newline="") as f:
-            f.write(_rows_csv([row], header=new))
+            f.write(_rows_csv(rows, header=new))
             f.flush()
             os.fsync(f.fileno())
 

@@ -22,6 +22,11 @@ from pipeline.preprocess.crops import CropSettings, crop_hand
 SETTINGS = CropSettings()
 
 
+def render_bytes(root: Path, label: str, sample_id: str) -> tuple[bytes, bytes]:
+    """The bytes of a sample's crop and large render, under ``label``."""
+    return tuple((root / sub / label / f"{sample_id}.png").read_bytes() for sub in ("crops", "large"))
+
+
 
 
 
@@ -301,8 +306,7 @@ def test_remove_and_restore_keep_index_trash_and_files_consistent(tmp_path, samp
     root = tmp_path / "ds"
     with fill_dataset(root, samples) as writer:
         before = {r["id"]: r for r in index_rows(root)}
-        crop_bytes = (root / "crops" / "palm" / "000005.png").read_bytes()
-        large_bytes = (root / "large" / "palm" / "000005.png").read_bytes()
+        crop_bytes, large_bytes = render_bytes(root, "palm", "000005")
         removed = writer.remove("000005")
         assert writer.remove("000005") is None and writer.remove("999999") is None
         # Out of the index, into trash/ with its whole row; nothing deleted.
@@ -349,3 +353,54 @@ def test_a_crash_in_the_middle_of_remove_leaves_a_dataset_that_loads(tmp_path, s
     assert len(calls) == 2 and str(calls[0][1]).endswith(INDEX)
     assert len(data) == 11 and "000004" not in set(data.index["id"])
     assert [r["id"] for r in read_rows(root / "trash" / INDEX)] == ["000004"]
+
+
+def test_update_relabels_and_regroups_moving_the_files_and_nothing_else(tmp_path, samples):
+    from pipeline.data.load import load_dataset
+
+    root = tmp_path / "ds"
+    with fill_dataset(root, samples) as writer:
+        before = {r["id"]: r for r in index_rows(root)}
+        crop_bytes, large_bytes = render_bytes(root, "palm", "000001")
+        assert writer.update({"000001": {"label": "none"}, "000002": {"group": "s9"}, "000003": {"label": "palm"}}) == 2
+        with pytest.raises(ValueError, match="source"):
+            writer.update({"000004": {"source": "x.jpg"}})
+        index_bytes = (root / INDEX).read_bytes()
+        assert writer.update({"000001": {"label": "none"}}) == 0 and (root / INDEX).read_bytes() == index_bytes
+        assert writer.labels == ["five", "palm", "none"] and writer.counts() == {"five": 6, "palm": 5, "none": 1}
+    after = {r["id"]: r for r in index_rows(root)}
+    assert after["000001"] == {**before["000001"], "label": "none"} and after["000002"] == {**before["000002"], "group": "s9"}
+    assert {k: v for k, v in after.items() if k not in ("000001", "000002")} == {
+        k: v for k, v in before.items() if k not in ("000001", "000002")}
+    assert render_bytes(root, "none", "000001") == (crop_bytes, large_bytes)
+    assert not (root / "crops" / "palm" / "000001.png").exists() and not (root / "large" / "palm" / "000001.png").exists()
+    data = load_dataset(root)
+    assert data.label_names == ["five", "palm", "none"] and data.label_names[int(data.labels[1])] == "none"
+    assert data.groups[2] == "s9" and not list(root.glob("**/*.tmp"))
+
+
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
+def test_a_crash_at_any_step_of_update_leaves_a_dataset_that_loads_and_a_rerun_finishes(tmp_path, samples, monkeypatch,
+                                                                                      crash_at):
+    from pipeline.data import store
+    from pipeline.data.load import load_dataset
+
+    root = tmp_path / "ds"
+    replace, calls = store.os.replace, []
+    with fill_dataset(root, samples) as writer:
+        def crash(*args):
+            calls.append(args)
+            if len(calls) == crash_at:  # 1: the new label saved; 2, 3: the crop and large render linked; 4: the index
+                raise KeyboardInterrupt
+            return replace(*args)
+
+        monkeypatch.setattr(store.os, "replace", crash)
+        with pytest.raises(KeyboardInterrupt):
+            writer.update({"000001": {"label": "none"}})
+        monkeypatch.undo()
+        assert str(calls[-1][1]).endswith({1: "dataset.json", 4: INDEX}.get(crash_at, ".png"))
+        data = load_dataset(root)  # every row the index names has its files: the old labels still
+        assert len(data) == 12 and data.label_names[int(data.labels[1])] == "palm"
+        assert writer.update({"000001": {"label": "none"}}) == 1  # run again: done
+    data = load_dataset(root)
+    assert data.label_names[int(data.labels[1])] == "none" and not (root / "crops" / "palm" / "000001.png").exists()
