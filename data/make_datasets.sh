@@ -13,7 +13,7 @@ collect() { python -m pipeline.collect --workers "$workers" --quiet "$@"; }
 # the detector now finds inside a border). data/fingers is left as first imported: the tests' splits use it.
 again() { collect --retry-missed "$@"; }
 
-collect --from "$shared/fingers" --data data/fingers \
+collect --from "$shared/fingers" --data data/fingers --review data/reviews/fingers.tsv \
   --map 0=fist --map 1=one --map 2=two --map 3=three --map 4=four --map 5=five
 # 218 students; the camera's running number rises through a sitting: groups of 100 numbers.
 again --from "$many/sign_digits" --data data/sign_digits --review data/reviews/sign_digits.tsv \

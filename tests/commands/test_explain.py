@@ -40,7 +40,8 @@ def test_cli_writes_figures(sanity_models, fingers, tmp_path: Path) -> None:
     for name in names:
         image = cv2.imread(str(out / name))
         assert image is not None and image.shape[0] > 200 and image.std() > 10
-    assert result.stdout.strip().splitlines()[-1] == f"figures=7 samples=12 out={out}"
+    per_class = 2 * len(fingers.label_names)  # seven labels: 8 figures, 14 samples
+    assert result.stdout.strip().splitlines()[-1] == f"figures={len(names)} samples={per_class} out={out}"
 
 
 def test_cli_bad_input_gives_one_line(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def test_cli_writes_the_file(bn_checkpoints, tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
-    assert lines[0].startswith(f"wrote {out}") and "fist, one, two, three, four, five" in lines[0]
+    assert lines[0].startswith(f"wrote {out}") and "fist, one, two, three, four, five, none" in lines[0]
     assert float(lines[-1].split("=")[1]) < 1e-5
     assert done.stderr.strip() == ""  # the exporter's own logging stays quiet
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import index_rows, link
+from helpers import REPO, index_rows, link
 from pipeline.data.folder_import import ImportOptions, import_folder
 from pipeline.data.review import Review
-from pipeline.data.store import DatasetWriter
+from pipeline.data.store import INDEX, DatasetWriter, read_rows
 from pipeline.errors import UserError
 from pipeline.preprocess.crops import CropSettings
+from pipeline.preprocess.photo_folders import GroupRule
 
 
 def write(path: Path, *lines: str) -> Path:
@@ -57,3 +58,48 @@ def test_an_import_applies_the_review_and_refuses_one_about_other_files(fingers_
     with DatasetWriter(tmp_path / "ds2", CropSettings()) as writer, pytest.raises(UserError, match="elsewhere.jpg"):
         import_folder(tmp_path / "src", writer, ImportOptions(review=other), progress=False)
     assert index_rows(tmp_path / "ds2") == []
+
+
+def test_a_review_written_after_an_import_gives_the_saved_samples_what_a_fresh_import_would(fingers_dir, tmp_path):
+    photos = sorted((fingers_dir / "5").glob("996_pic*.jpg"))[:3]
+    for photo in photos:
+        link(photo, tmp_path / "src" / "five" / photo.name)
+    a, b, c = (f"five/{p.name}" for p in photos)
+    with DatasetWriter(tmp_path / "ds", CropSettings()) as writer:
+        import_folder(tmp_path / "src", writer, ImportOptions(), progress=False)
+    first = {r["id"]: r for r in index_rows(tmp_path / "ds")}
+    review = Review.read(write(tmp_path / "r.tsv", "file\tlabel\tnote", f"{a}\tnone\tnot a five", f"{b}\tdrop\tblurred"))
+    options = ImportOptions(review=review, grouping=GroupRule("constant", "one-sitting"))
+    with DatasetWriter(tmp_path / "ds", CropSettings()) as writer:
+        summary = import_folder(tmp_path / "src", writer, options, progress=False)
+    with DatasetWriter(tmp_path / "fresh", CropSettings()) as writer:
+        import_folder(tmp_path / "src", writer, options, progress=False)
+    rows = index_rows(tmp_path / "ds")
+    seen = lambda rs: sorted((r["source"], r["hand"], r["label"], r["group"]) for r in rs)  # noqa: E731
+    assert seen(rows) == seen(index_rows(tmp_path / "fresh"))  # as if imported with the review from the start
+    assert {r["source"] for r in rows} == {a, c} and {r["label"] for r in rows if r["source"] == a} == {"none"}
+    assert summary.total("saved") == 0 and summary.total("skipped") == 2  # nothing detected again
+    dropped = [i for i, r in first.items() if r["source"] == b]
+    assert summary.removed == len(dropped) >= 1 and summary.changed == len(first) - len(dropped)  # every group changed
+    assert [r["id"] for r in read_rows(tmp_path / "ds" / "trash" / INDEX)] == dropped  # the trash keeps them
+    for r in rows:  # the same sample, under its new label
+        assert r == {**first[r["id"]], "label": r["label"], "group": "one-sitting"}
+        assert (tmp_path / "ds" / "crops" / r["label"] / f"{r['id']}.png").is_file()
+    index_bytes = (tmp_path / "ds" / INDEX).read_bytes()
+    with DatasetWriter(tmp_path / "ds", CropSettings()) as writer:
+        again = import_folder(tmp_path / "src", writer, options, progress=False)
+    assert (again.changed, again.removed) == (0, 0) and (tmp_path / "ds" / INDEX).read_bytes() == index_bytes
+
+
+@pytest.mark.skipif(not (REPO / "data" / "reviews").is_dir(), reason="no committed reviews")
+def test_the_committed_datasets_hold_what_their_reviews_decide():
+    """Every file a committed review names is in its dataset with the review's label, or absent when dropped
+    (data/make_datasets.sh applies data/reviews/NAME.tsv to data/NAME)."""
+    for path in sorted((REPO / "data" / "reviews").glob("*.tsv")):
+        review, rows = Review.read(path), index_rows(REPO / "data" / path.stem)
+        named = [row for row in rows if row["source"] in review.decisions]
+        for row in named:
+            decided = review.label(row["source"], int(row["frame"]), row["label"])  # None: dropped
+            assert decided is not None, f"{path.name}: {row['source']} frame {row['frame']} should have been dropped"
+            assert row["label"] == decided, f"{path.name}: {row['source']} is {row['label']}, not {decided}"
+        assert named or not review.decisions, f"{path.name}: no row of data/{path.stem} is a file it names"

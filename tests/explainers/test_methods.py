@@ -175,8 +175,10 @@ def test_targets(sanity_models) -> None:
         assert torch.equal(explainer(x, second_best), explainer(x, second))
     assert not seen[0].requires_grad
     torch.testing.assert_close(seen[0], predict_logits(model, x), atol=1e-5, rtol=0)
+    classes = predict_logits(model, x).shape[1]  # one past the last class is out of range
     for explainer in (cam, Saliency(model), SmoothGrad(model, samples=2)):
-        for bad in ([0, 1], [0] * 6, torch.zeros(4, dtype=torch.long), 6, -1, [0, 1, 2, 3, 9], lambda logits: [0]):
+        for bad in ([0, 1], [0] * 6, torch.zeros(4, dtype=torch.long), classes, -1, [0, 1, 2, 3, 9],
+                    lambda logits: [0]):
             with pytest.raises(ValueError):
                 explainer(x, bad)
 

@@ -17,7 +17,7 @@ FINGERS = REPO / "data" / "fingers"
 
 def test_checkpoint_round_trips_with_weights_only(trained_run: Path, fingers) -> None:
     raw = torch.load(trained_run / "model.pt", weights_only=True)  # a plain dict, no pickled classes
-    assert raw["label_names"] == ["fist", "one", "two", "three", "four", "five"]
+    assert raw["label_names"] == ["fist", "one", "two", "three", "four", "five", "none"]
     assert raw["crop_settings"] == fingers.settings.to_dict()
     assert raw["model_name"] == "lenet5" and raw["package_version"]
     assert 0 < raw["input"]["mean"] < 1 and raw["input"]["std"] > 0

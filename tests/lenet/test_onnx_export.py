@@ -39,9 +39,9 @@ def test_onnx_runtime_gives_the_pytorch_logits_on_real_crops(exported, fingers, 
     model = load_model(ckpt_path).network
     assert result.members == (2 if kind == "ensemble" else 1)
     assert result.max_abs_diff is not None and result.max_abs_diff < 1e-5
-    expected = predict_logits(model, fingers.images).numpy()  # all 1,610 crops in one dynamic batch
+    expected = predict_logits(model, fingers.images).numpy()  # all 1,609 crops in one dynamic batch
     got = onnx_export.onnxruntime_logits(result.out, fingers.images)
-    assert got.shape == expected.shape == (len(fingers), 6)
+    assert got.shape == expected.shape == (len(fingers), 7)
     assert np.abs(got - expected).max() < 1e-5
     one = onnx_export.onnxruntime_logits(result.out, fingers.images[5:6])  # batch of one
     assert np.abs(one - expected[5:6]).max() < 1e-5
@@ -54,7 +54,7 @@ def test_metadata_round_trips(exported, fingers) -> None:
     ckpt_path, result = exported["ensemble"]
     ckpt = read_checkpoint(ckpt_path)
     meta = onnx_export.read_onnx_metadata(result.out)
-    assert meta["label_names"] == ["fist", "one", "two", "three", "four", "five"] == result.labels
+    assert meta["label_names"] == ["fist", "one", "two", "three", "four", "five", "none"] == result.labels
     assert CropSettings.from_dict(meta["crop_settings"]) == fingers.settings == load_model(ckpt_path).crop_settings
     assert meta["model_name"] == "lenet5-bn" and meta["members"] == 2
     assert meta["model_config"] == ckpt["model_config"]

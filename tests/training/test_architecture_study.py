@@ -49,14 +49,15 @@ def test_grid_writes_results_summary_and_plots(study) -> None:
     assert list(table.columns) == studies.COLUMNS
     assert sorted(zip(table["variant"], table["split"], table["seed"])) == CELLS
     assert table["test_acc"].between(0, 1).all() and table["val_acc"].between(0, 1).all()
-    assert (table["params"] == count_parameters(build_model("lenet5", 6))).all()  # both variants: 44,086
+    # data/fingers' seven labels (its OK-like signs are none): both variants 44,171 parameters
+    assert (table["params"] == count_parameters(build_model("lenet5", 7))).all()
     assert (table["macs"] > 0).all() and table[["latency_b1_ms", "latency_b256_ms"]].notna().all().all()
     assert (table["epochs_run"] == 2).all() and table["best_epoch"].between(1, 2).all()
     for run in table["run"]:
         assert (out / run / "model.pt").is_file() and (out / run / "metrics.csv").is_file()
     assert set(table["run"]) == {f"runs/split{k}/{v}-s{s}" for v, k, s in CELLS}
     summary = (out / "summary.md").read_text()
-    assert "| lenet5 | 44,086 | 281,304 |" in summary and "| lenet5-max |" in summary
+    assert "| lenet5 | 44,171 | 281,388 |" in summary and "| lenet5-max |" in summary
     assert "split 0: train" in summary and "split 1: train" in summary and "test groups" not in summary
     assert "--limit 700" in summary and "python -m pipeline.study --data " in summary
     # The two splits hold different test groups (they are different deals of the groups).
@@ -161,11 +162,11 @@ def test_the_landmark_mlp_is_a_row_on_the_same_cells(tmp_path: Path) -> None:
     assert code == 0, stderr
     table = pd.read_csv(out / "results.csv").set_index("variant")
     mlp = table.loc["landmark-mlp"]
-    assert mlp["params"] == 42 * 20 + 20 + 20 * 10 + 10 + 10 * 6 + 6 and mlp["macs"] == 42 * 20 + 20 * 10 + 10 * 6
+    assert mlp["params"] == 42 * 20 + 20 + 20 * 10 + 10 + 10 * 7 + 7 and mlp["macs"] == 42 * 20 + 20 * 10 + 10 * 7
     assert 0.5 < mlp["test_acc"] <= 1 and mlp["latency_b1_ms"] > 0 and (out / mlp["run"] / "mlp.pt").is_file()
     model = studies.load_cell_model(out / mlp["run"])  # what --remeasure times
-    assert model(torch.zeros(2, 42)).shape == (2, 6)
-    assert "| landmark-mlp | 1,136 | 1,100 |" in (out / "summary.md").read_text()
+    assert model(torch.zeros(2, 42)).shape == (2, 7)
+    assert "| landmark-mlp | 1,147 | 1,110 |" in (out / "summary.md").read_text()
 
 
 @pytest.mark.parametrize("args, message", [
