@@ -10,7 +10,8 @@ workers=${2:-2}
 many="$shared/hands_many"
 collect() { python -m pipeline.collect --workers "$workers" --quiet "$@"; }
 # The other people's photos: search again those in which an earlier import found no hand (close-ups, which
-# the detector now finds inside a border). data/fingers is left as first imported: the tests' splits use it.
+# the detector now finds inside a border). data/fingers is left as first imported (the tests' splits use it),
+# its review applied afterwards with --update-saved.
 again() { collect --retry-missed "$@"; }
 
 collect --from "$shared/fingers" --data data/fingers --review data/reviews/fingers.tsv \

@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--group-by", metavar="REGEX",
                      help="a file's group is what the (capture groups) of REGEX match in its name, e.g. '^(Set\\d)_' "
                           "(default: the session, the name's prefix before _pic, as in 996_pic00012.jpg)")
+    imp.add_argument("--update-saved", action="store_true",
+                     help="give the samples an earlier import of this dataset saved the label and group this import "
+                          "gives them (after a change to --review, --map or --group-by), and move the ones the review "
+                          "drops to DATA/trash; without it such a change is refused")
     imp.add_argument("--retry-missed", action="store_true",
                      help="search again the photos an earlier import of this dataset found no hand in, and add the "
                           "hands found (a photo without a hand is now searched again inside a black border, which "
@@ -129,7 +133,7 @@ def run_import(args: argparse.Namespace) -> int:
                 GroupRule("regex", args.group_by) if args.group_by else GroupRule())
     options = ImportOptions(parse_label_map(args.map), Review.read(args.review) if args.review else Review(), grouping,
                             engine_from(args), args.hand_model, args.num_hands, args.stride or 5,
-                            args.retry_missed)
+                            args.retry_missed, args.update_saved)
     # A bad --from, --map, --review, --group-by or --hand-model fails before --data is created.
     options.review.check_files({t.relative for t in scan(args.from_dir, options.label_map, grouping)})
     check_landmarker(args.hand_model)
@@ -146,8 +150,8 @@ def run_import(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     print(summary.table())
     if summary.changed or summary.removed:
-        print(f"samples saved before: {summary.changed} given the label or group this import gives them (the review, "
-              f"--map or --group-by changed since), {summary.removed} dropped by the review (moved to {args.data}/trash)")
+        print(f"samples saved before: {summary.changed} given the label or group this import gives them, "
+              f"{summary.removed} dropped by the review (moved to {args.data}/trash)")
     print(f"saved={summary.total('saved')} skipped={summary.total('skipped')} changed={summary.changed} "
           f"removed={summary.removed} hand_rate={detection_rate(summary):.3f} seconds={seconds:.1f} data={args.data}")
     return 0

@@ -3,9 +3,9 @@
 Detection runs in worker processes or on Ray actors (:func:`pipeline.preprocess.photo_folders.detect_files`);
 only this process writes, in file order, so the result is the same for any number of workers, on
 either engine, and a Ctrl-C loses nothing already written (on Ray it also stops the cluster's work).
-Re-running an import skips the files (and video frames) already saved, and gives their samples what the import
-now would: the label of the review or ``--map``, the group of the group rule (a review that drops them moves them
-to the trash).
+Re-running an import skips the files (and video frames) already saved. When its review, ``--map`` or group rule
+would give their samples another label or group, it refuses in one line, unless asked to update them
+(``update_saved``): then they get what the import now gives, and the ones the review drops move to the trash.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Callable
 from pipeline.data.review import DROP, Review
 from pipeline.data.store import DatasetWriter, Origin
 from pipeline.engines import Engine
+from pipeline.errors import UserError
 from pipeline.preprocess.photo_folders import FileResult, GroupRule, Task, detect_files, scan
 
 
@@ -61,6 +62,7 @@ class ImportOptions:
     num_hands: int = 2
     stride: int = 5
     retry_missed: bool = False  # search again the files an earlier import found no hand in
+    update_saved: bool = False  # give the samples saved before the label and group this import gives them
 
 
 def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOptions = ImportOptions(),
@@ -69,8 +71,9 @@ def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOption
 
     Every hand found is saved (a photo with two hands gives two samples), under its folder's label
     or the review's decision (a dropped file is not even detected). Files already in the dataset
-    are skipped before detection, so a re-run after an interruption continues, and the samples saved
-    from them before get the label and group the import now gives (:func:`apply_to_saved`); with
+    are skipped before detection, so a re-run after an interruption continues; the samples saved from
+    them before must have the label and group the import now gives, or, with ``options.update_saved``,
+    are given them (:func:`apply_to_saved`); with
     ``options.retry_missed``, the files an earlier import found no hand in are searched again (a newer
     detection step may find one) and their hands appended.
     """
@@ -129,21 +132,33 @@ def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOption
 def apply_to_saved(tasks: list[Task], writer: DatasetWriter, options: ImportOptions) -> tuple[int, int]:
     """Give the samples already saved from ``tasks``' files what importing them now would: the review's label for
     their frame (or their folder's, through ``--map``) and the group rule's group; the samples the review drops
-    move to the trash. Returns (samples changed, samples removed): a review or map written after the first
-    import takes effect, so the dataset is what a fresh import would make of the same files."""
+    move to the trash. Returns (samples changed, samples removed).
+
+    Without ``options.update_saved`` a change is refused in one line (:class:`UserError`) and nothing is touched:
+    an import re-run with a forgotten ``--map`` must not relabel a whole dataset. A drop taken back later does not
+    bring samples back from the trash.
+    """
     saved: dict[str, list[dict]] = {}
     for row in writer.rows():
         saved.setdefault(row["source"], []).append(row)
-    changes, drops = {}, []
+    changes, drops, first = {}, [], None
     for task in tasks:
         for row in saved.get(task.relative, ()):
             label = options.review.label(task.relative, int(row["frame"]), task.label)
             if label is None:
                 drops.append(row["id"])
+                first = first or f"{task.relative} dropped"
                 continue
             change = {key: value for key, value in (("label", label), ("group", task.group)) if row[key] != value}
             if change:
                 changes[row["id"]] = change
+                first = first or f"{task.relative}: " + ", ".join(f"{k} {row[k]} -> {v}" for k, v in change.items())
+    if not changes and not drops:
+        return 0, 0
+    if not options.update_saved:
+        raise UserError(f"{writer.root}: this import would change {len(changes)} and drop {len(drops)} of the samples "
+                        f"saved before (first: {first}); run it with the --map, --review and --group-by the dataset "
+                        "was imported with, or add --update-saved to give them these")
     return (writer.update(changes) if changes else 0), len(writer.remove_samples(drops)) if drops else 0
 
 

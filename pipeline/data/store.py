@@ -10,6 +10,7 @@ A dataset is a folder::
       large/LABEL/ID.png    the same hand rendered larger and unmasked, for re-rendering later
       files.csv             imported files that are finished, with what was found (re-imports skip them)
       trash/                samples removed by undo or the review (moved, never deleted; rows in trash/index.csv)
+      .moves                while a relabel is finishing: the old names of the files it moved (see update)
 
 Files are created exclusively (never overwritten) and a row is written only after its images,
 so a Ctrl-C or a crash at any moment loses at most the sample being written, never a saved one.
@@ -26,6 +27,7 @@ import io
 import json
 import os
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +57,7 @@ LEGACY_COLUMNS = [*COLUMNS[:-1], "crop"]
 #: The key of the crop settings in ``dataset.json`` (the same as in a checkpoint).
 CROP_KEY = "crop_settings"
 LOCK = ".lock"
+MOVES = ".moves"  # the old names of files a relabel moved, until it has removed them
 #: Where removed samples go: their files under the same sub-folders, their rows in its own index.csv.
 TRASH = "trash"
 
@@ -107,6 +110,8 @@ def _rows_csv(rows: Iterable[dict], header: bool = True) -> str:
 def _link_or_copy(src: Path, dst: Path) -> None:
     """``dst`` as a second name of ``src`` (a copy where the file system has no hard links), put in place
     atomically, over a ``dst`` an interrupted run left."""
+    if dst.exists() and os.path.samefile(src, dst):
+        return  # linked by an interrupted run (and a rename onto the same file would leave the temporary name)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.unlink(missing_ok=True)
@@ -114,6 +119,8 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, tmp)
     except OSError:
         shutil.copyfile(src, tmp)
+        with open(tmp, "rb") as f:  # the old name is removed later: the copy must be on disk first
+            os.fsync(f.fileno())
     os.replace(tmp, dst)
 
 
@@ -231,7 +238,7 @@ class DatasetWriter:
             self.labels = list(meta.labels)
         else:
             self.labels = []
-            self._save_meta()
+            self._save_meta(self.labels)
         for label in labels:
             self._ensure_label(label)
         self.index_path = self.root / INDEX
@@ -239,12 +246,15 @@ class DatasetWriter:
         self._done_hands: set[tuple[str, int, int]] = set()
         self._last_ids: list[str] = []
         next_id = 0
+        rows = []
         if self.index_path.is_file():
             self._repair_tail()
-            for row in read_rows(self.index_path):
+            rows = read_rows(self.index_path)
+            for row in rows:
                 self._done.add((row["source"], int(row["frame"])))
                 self._done_hands.add((row["source"], int(row["frame"]), int(row["hand"])))
                 next_id = max(next_id, int(row["id"]) + 1)
+        self._finish_moves(rows)
         # Files of a sample whose row never got written (a crash in between) must not be reused.
         for sub in ("crops", "large", "trash"):
             for png in (self.root / sub).glob("**/*.png"):
@@ -261,15 +271,29 @@ class DatasetWriter:
         if new:
             self._write_line(COLUMNS)
 
-    def _save_meta(self) -> None:
-        meta = {"format": 2, CROP_KEY: self.settings.to_dict(), "labels": self.labels}
+    def _save_meta(self, labels: list[str]) -> None:
+        meta = {"format": 2, CROP_KEY: self.settings.to_dict(), "labels": labels}
         atomic_write_text(self.root / META, json.dumps(meta, indent=2) + "\n")
 
     def _ensure_label(self, label: str) -> None:
         check_label(label)
         if label not in self.labels:
-            self.labels.append(label)
-            self._save_meta()
+            labels = [*self.labels, label]
+            self._save_meta(labels)  # on disk first: a failed save leaves the label list as it was
+            self.labels = labels
+
+    def _finish_moves(self, rows: list[dict]) -> None:
+        # A relabel killed after its index was rewritten left old names behind (see update): remove those whose
+        # row now has another label. Killed before, the rows still have the old labels, and the names stay.
+        moves = self.root / MOVES
+        if not moves.is_file():
+            return
+        labels = {row["id"]: row["label"] for row in rows}
+        for line in moves.read_text(encoding="utf-8").splitlines():
+            sub, label, name = line.split("/")
+            if label != labels.get(Path(name).stem, label):
+                (self.root / sub / label / name).unlink(missing_ok=True)
+        moves.unlink()
 
     def _repair_tail(self) -> None:
         # A kill in the middle of a write can leave a partial last line. Merely ending it is not
@@ -373,7 +397,8 @@ class DatasetWriter:
 
     def remove_samples(self, sample_ids: Iterable[str]) -> "list[Removed]":
         """Take samples out of the dataset: their rows leave the index (rewritten atomically, once), their files
-        move to ``trash/`` and their rows are appended to ``trash/index.csv``, so nothing is deleted.
+        move to ``trash/`` and their rows are added to ``trash/index.csv`` (rewritten atomically), so nothing is
+        deleted.
 
         Returns one :class:`Removed` per sample found, in index order. In this order, a crash at any point leaves
         a dataset that loads: the rows go to the trash index, then leave the index, and only then do the files
@@ -386,8 +411,9 @@ class DatasetWriter:
             return []
         trash = self.root / TRASH
         trash.mkdir(exist_ok=True)
-        self._append_rows(trash / INDEX, gone)
+        self._add_to_trash_index(gone)
         self._rewrite_index([r for r in rows if r["id"] not in wanted])
+        hands_left = Counter((source, frame) for source, frame, _ in self._done_hands)
         for row in gone:
             for sub in ("crops", "large"):
                 src = self.root / sub / row["label"] / f"{row['id']}.png"
@@ -398,8 +424,10 @@ class DatasetWriter:
             if row["id"] in self._last_ids:
                 self._last_ids.remove(row["id"])
             key = (row["source"], int(row["frame"]))
-            self._done_hands.discard((*key, int(row["hand"])))
-            if not any(done[:2] == key for done in self._done_hands):
+            if (*key, int(row["hand"])) in self._done_hands:
+                self._done_hands.discard((*key, int(row["hand"])))
+                hands_left[key] -= 1
+            if hands_left[key] <= 0:
                 self._done.discard(key)
         return [Removed(row) for row in gone]
 
@@ -408,8 +436,10 @@ class DatasetWriter:
         returns how many rows changed. A relabelled sample's files move to its new label's folders.
 
         In this order, a crash at any point leaves a dataset that loads, with the old rows or the new: each
-        moving file is first linked (or copied) under its new label, then the index is rewritten atomically,
-        and only then do the old names go (files no row names are ignored; a second run redoes the links).
+        moving file is first linked (or copied) under its new label, its old name is written to ``.moves``,
+        the index is rewritten atomically, and only then do the old names go. A writer opened after a crash
+        removes the old names ``.moves`` lists whose rows have the new label (none, when the index was not yet
+        rewritten: a second update then links again).
         """
         unknown = {key for change in changes.values() for key in change} - {"label", "group"}
         if unknown:
@@ -425,15 +455,19 @@ class DatasetWriter:
         changed = sum(a is not b for a, b in zip(rows, new_rows))
         if not changed:
             return 0
+        old_names = []
         for sample_id, old, new in moved:
             for sub in ("crops", "large"):
                 src = self.root / sub / old / f"{sample_id}.png"
                 if src.exists():
                     _link_or_copy(src, self.root / sub / new / src.name)
+                    old_names.append(f"{sub}/{old}/{src.name}")
+        if old_names:
+            atomic_write_text(self.root / MOVES, "".join(f"{name}\n" for name in old_names))
         self._rewrite_index(new_rows)
-        for sample_id, old, _ in moved:
-            for sub in ("crops", "large"):
-                (self.root / sub / old / f"{sample_id}.png").unlink(missing_ok=True)
+        for name in old_names:
+            (self.root / name).unlink(missing_ok=True)
+        (self.root / MOVES).unlink(missing_ok=True)
         return changed
 
     def restore(self, removed: "Removed") -> Sample:
@@ -460,12 +494,10 @@ class DatasetWriter:
         self._done_hands.add((*key, int(row["hand"])))
         return removed.sample
 
-    def _append_rows(self, path: Path, rows: list[dict]) -> None:
-        new = not path.is_file() or path.stat().st_size == 0
-        with open(path, "a", encoding="utf-8", newline="") as f:
-            f.write(_rows_csv(rows, header=new))
-            f.flush()
-            os.fsync(f.fileno())
+    def _add_to_trash_index(self, rows: list[dict]) -> None:
+        path = self.root / TRASH / INDEX
+        kept = read_rows(path) if path.is_file() and path.stat().st_size else []
+        atomic_write_text(path, _rows_csv([*kept, *rows]))  # whole, never a torn append
 
     def _rewrite_index(self, rows: list[dict]) -> None:
         self._index.close()

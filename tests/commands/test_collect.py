@@ -54,6 +54,8 @@ def parse_summary(stdout: str) -> tuple[dict[str, dict[str, int]], dict[str, str
     for line in lines[1:-1]:
         name, *values = line.split()
         table[name] = dict(zip(header[1:], map(int, values)))
+        if name == "total":
+            break  # a line on the samples saved before may follow
     last = dict(kv.split("=", 1) for kv in lines[-1].split())
     return table, last
 
@@ -128,6 +130,29 @@ def test_map_renames_labels(photo_tree, tmp_path):
     assert all(r["source"].startswith({"fist": "0/", "five": "5/"}[r["label"]]) for r in rows)
     assert sorted(p.name for p in (data / "crops").iterdir()) == ["fist", "five"]
     assert int(last["saved"]) == len(rows) >= 6
+
+
+def test_a_reimport_that_would_relabel_saved_samples_is_refused_in_one_line_unless_asked(photo_tree, tmp_path):
+    data = tmp_path / "mapped"
+    maps = ["--map", "0=fist", "--map", "5=five"]
+    assert run_collect("--from", str(photo_tree), "--data", str(data), "--quiet", *maps).returncode == 0
+    rows = index_rows(data)
+    before = [(data / name).read_bytes() for name in (INDEX, "dataset.json")]
+    proc = run_collect("--from", str(photo_tree), "--data", str(data), "--quiet")  # the first import's --map forgotten
+    line = error_line(proc.stderr)
+    assert proc.returncode == 2 and f"would change {len(rows)} and drop 0 of the samples saved before" in line
+    assert "label fist -> 0" in line and "--update-saved" in line
+    assert [(data / name).read_bytes() for name in (INDEX, "dataset.json")] == before  # nothing touched
+    # Asked: the fives become none, files and all, and nothing is detected again.
+    proc = run_collect("--from", str(photo_tree), "--data", str(data), "--quiet", "--map", "0=fist", "--map", "5=none",
+                       "--update-saved")
+    assert proc.returncode == 0, proc.stderr
+    _, last = parse_summary(proc.stdout)
+    fives = [r["id"] for r in rows if r["label"] == "five"]
+    assert (last["saved"], last["changed"], last["removed"]) == ("0", str(len(fives)), "0") and len(fives) >= 3
+    assert {r["id"] for r in index_rows(data) if r["label"] == "none"} == set(fives)
+    assert sorted(p.stem for p in (data / "crops" / "none").iterdir()) == sorted(fives)
+    assert not any((data / "crops" / "five").iterdir())
 
 
 def _bad_cases(tmp: Path, photo_tree: Path) -> list[tuple[str, list[str], str]]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from helpers import REPO, index_rows, link
 from pipeline.data.folder_import import ImportOptions, import_folder
-from pipeline.data.review import Review
+from pipeline.data.review import DROP, Review
 from pipeline.data.store import INDEX, DatasetWriter, read_rows
 from pipeline.errors import UserError
 from pipeline.preprocess.crops import CropSettings
@@ -70,6 +72,13 @@ def test_a_review_written_after_an_import_gives_the_saved_samples_what_a_fresh_i
     first = {r["id"]: r for r in index_rows(tmp_path / "ds")}
     review = Review.read(write(tmp_path / "r.tsv", "file\tlabel\tnote", f"{a}\tnone\tnot a five", f"{b}\tdrop\tblurred"))
     options = ImportOptions(review=review, grouping=GroupRule("constant", "one-sitting"))
+    index_bytes = (tmp_path / "ds" / INDEX).read_bytes()
+    with DatasetWriter(tmp_path / "ds", CropSettings()) as writer, pytest.raises(UserError) as refused:
+        import_folder(tmp_path / "src", writer, options, progress=False)  # not asked to update them: refused
+    dropped = [i for i, r in first.items() if r["source"] == b]
+    assert f"change {len(first) - len(dropped)} and drop {len(dropped)} of the samples saved before" in str(refused.value)
+    assert "--update-saved" in str(refused.value) and (tmp_path / "ds" / INDEX).read_bytes() == index_bytes
+    options = replace(options, update_saved=True)
     with DatasetWriter(tmp_path / "ds", CropSettings()) as writer:
         summary = import_folder(tmp_path / "src", writer, options, progress=False)
     with DatasetWriter(tmp_path / "fresh", CropSettings()) as writer:
@@ -79,7 +88,6 @@ def test_a_review_written_after_an_import_gives_the_saved_samples_what_a_fresh_i
     assert seen(rows) == seen(index_rows(tmp_path / "fresh"))  # as if imported with the review from the start
     assert {r["source"] for r in rows} == {a, c} and {r["label"] for r in rows if r["source"] == a} == {"none"}
     assert summary.total("saved") == 0 and summary.total("skipped") == 2  # nothing detected again
-    dropped = [i for i, r in first.items() if r["source"] == b]
     assert summary.removed == len(dropped) >= 1 and summary.changed == len(first) - len(dropped)  # every group changed
     assert [r["id"] for r in read_rows(tmp_path / "ds" / "trash" / INDEX)] == dropped  # the trash keeps them
     for r in rows:  # the same sample, under its new label
@@ -102,4 +110,9 @@ def test_the_committed_datasets_hold_what_their_reviews_decide():
             decided = review.label(row["source"], int(row["frame"]), row["label"])  # None: dropped
             assert decided is not None, f"{path.name}: {row['source']} frame {row['frame']} should have been dropped"
             assert row["label"] == decided, f"{path.name}: {row['source']} is {row['label']}, not {decided}"
-        assert named or not review.decisions, f"{path.name}: no row of data/{path.stem} is a file it names"
+        with open(REPO / "data" / path.stem / "files.csv", newline="") as f:
+            found = {source for source, status in csv.reader(f) if status == "found"}
+        kept = {source for source, decisions in review.decisions.items()
+                if any(d.first is None and d.label != DROP for d in decisions)} & found
+        missing = kept - {row["source"] for row in named}
+        assert not missing, f"{path.name}: {len(missing)} files it keeps have no row in data/{path.stem}, e.g. {min(missing)}"

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import REPO, add_sample, fill_dataset, index_rows
 from pipeline.data.load import affines_of, landmarks_of
-from pipeline.data.store import AFFINE_COLUMNS, COLUMNS, INDEX, LANDMARK_COLUMNS, DatasetWriter, read_rows
+from pipeline.data.store import AFFINE_COLUMNS, COLUMNS, INDEX, LANDMARK_COLUMNS, DatasetWriter, read_meta, read_rows
 from pipeline.errors import UserError
 from pipeline.labels import check_label
 from pipeline.preprocess.crops import CropSettings, crop_hand
@@ -341,7 +341,7 @@ def test_a_crash_in_the_middle_of_remove_leaves_a_dataset_that_loads(tmp_path, s
     with fill_dataset(root, samples) as writer:
         def crash(*args):
             calls.append(args)
-            if len(calls) > 1:  # the index is rewritten (one atomic replace); a kill before its files move
+            if len(calls) > 2:  # the trash index, then the index are rewritten (atomic replaces); a kill before the files
                 raise KeyboardInterrupt
             return replace(*args)
 
@@ -350,7 +350,7 @@ def test_a_crash_in_the_middle_of_remove_leaves_a_dataset_that_loads(tmp_path, s
             writer.remove("000004")
         monkeypatch.undo()
     data = load_dataset(root)  # every row the index names has its files
-    assert len(calls) == 2 and str(calls[0][1]).endswith(INDEX)
+    assert len(calls) == 3 and str(calls[0][1]).endswith(f"trash/{INDEX}") and str(calls[1][1]) == str(root / INDEX)
     assert len(data) == 11 and "000004" not in set(data.index["id"])
     assert [r["id"] for r in read_rows(root / "trash" / INDEX)] == ["000004"]
 
@@ -379,7 +379,7 @@ def test_update_relabels_and_regroups_moving_the_files_and_nothing_else(tmp_path
     assert data.groups[2] == "s9" and not list(root.glob("**/*.tmp"))
 
 
-@pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 4, 5])
 def test_a_crash_at_any_step_of_update_leaves_a_dataset_that_loads_and_a_rerun_finishes(tmp_path, samples, monkeypatch,
                                                                                       crash_at):
     from pipeline.data import store
@@ -390,7 +390,7 @@ def test_a_crash_at_any_step_of_update_leaves_a_dataset_that_loads_and_a_rerun_f
     with fill_dataset(root, samples) as writer:
         def crash(*args):
             calls.append(args)
-            if len(calls) == crash_at:  # 1: the new label saved; 2, 3: the crop and large render linked; 4: the index
+            if len(calls) == crash_at:  # 1: the new label saved; 2, 3: crop and large render linked; 4: .moves; 5: index
                 raise KeyboardInterrupt
             return replace(*args)
 
@@ -398,9 +398,38 @@ def test_a_crash_at_any_step_of_update_leaves_a_dataset_that_loads_and_a_rerun_f
         with pytest.raises(KeyboardInterrupt):
             writer.update({"000001": {"label": "none"}})
         monkeypatch.undo()
-        assert str(calls[-1][1]).endswith({1: "dataset.json", 4: INDEX}.get(crash_at, ".png"))
+        assert str(calls[-1][1]).endswith({1: "dataset.json", 4: ".moves", 5: INDEX}.get(crash_at, ".png"))
         data = load_dataset(root)  # every row the index names has its files: the old labels still
         assert len(data) == 12 and data.label_names[int(data.labels[1])] == "palm"
         assert writer.update({"000001": {"label": "none"}}) == 1  # run again: done
     data = load_dataset(root)
-    assert data.label_names[int(data.labels[1])] == "none" and not (root / "crops" / "palm" / "000001.png").exists()
+    assert data.label_names == ["five", "palm", "none"] == list(read_meta(root).labels)  # dataset.json has it
+    assert data.label_names[int(data.labels[1])] == "none"
+    assert not list(root.glob("*/palm/000001.png")) and len(list(root.glob("*/none/000001.png"))) == 2
+    assert not (root / ".moves").exists() and not list(root.glob("**/.*.tmp"))
+
+
+def test_a_relabel_killed_while_removing_the_old_names_is_finished_by_the_next_writer(tmp_path, samples, monkeypatch):
+    from pipeline.data.load import load_dataset
+
+    root = tmp_path / "ds"
+    unlink = Path.unlink
+    with fill_dataset(root, samples) as writer:
+        before = render_bytes(root, "palm", "000001")
+
+        def crash(self, *args, **kwargs):
+            if self.name == "000001.png":
+                raise KeyboardInterrupt  # killed after the index was rewritten, before an old name went
+            return unlink(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "unlink", crash)
+        with pytest.raises(KeyboardInterrupt):
+            writer.update({"000001": {"label": "none"}, "000003": {"label": "five"}})
+        monkeypatch.undo()
+        assert (root / "crops" / "palm" / "000001.png").exists() and (root / ".moves").exists()
+        assert writer.update({"000001": {"label": "none"}}) == 0  # the rows are done: a rerun has nothing to do
+    assert len(load_dataset(root)) == 12  # it loads meanwhile: files no row names are ignored
+    DatasetWriter(root, CropSettings()).close()  # the next writer removes the old names the rows no longer have
+    assert not list(root.glob("*/palm/000001.png")) and not list(root.glob("*/palm/000003.png"))
+    assert render_bytes(root, "none", "000001") == before and len(list(root.glob("*/five/000003.png"))) == 2
+    assert not (root / ".moves").exists() and len(load_dataset(root)) == 12
