@@ -155,6 +155,15 @@ def test_a_reimport_that_would_relabel_saved_samples_is_refused_in_one_line_unle
     assert not any((data / "crops" / "five").iterdir())
 
 
+@pytest.mark.parametrize("option", [["--map", "0=fist"], ["--review", "r.tsv"], ["--group-by", "^(.)"], ["--update-saved"],
+                                    ["--retry-missed"], ["--workers", "2"]])
+def test_import_options_on_a_live_recording_are_refused_in_one_line(option, tmp_path):
+    proc = run_collect("--source", "sample", "--data", str(tmp_path / "live"), "--label", "a", "--headless", *option)
+    line = error_line(proc.stderr)
+    assert proc.returncode == 2 and option[0] in line and "--from DIR" in line
+    assert not (tmp_path / "live").exists()  # refused before anything is made
+
+
 def _bad_cases(tmp: Path, photo_tree: Path) -> list[tuple[str, list[str], str]]:
     busy = tmp / "busy"
     busy.mkdir()
