@@ -231,13 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "q key (or the --keys script's)")
     if args.from_dir:
         return run_import(args)
-    if args.engine != "local" or args.address or args.workers:
-        raise UserError("--engine, --address and --workers are for imports (--from DIR); live recording runs here")
-    given = [name for name, value in (("--map", args.map), ("--review", args.review), ("--group-by", args.group_by),
-                                      ("--update-saved", args.update_saved), ("--retry-missed", args.retry_missed))
-             if value]
+    import_only = (("--engine", args.engine != "local"), ("--address", args.address), ("--workers", args.workers),
+                   ("--map", args.map), ("--review", args.review), ("--group-by", args.group_by),
+                   ("--update-saved", args.update_saved), ("--retry-missed", args.retry_missed))
+    given = [name for name, value in import_only if value]
     if given:
-        raise UserError(f"{', '.join(given)}: for imports (--from DIR); a live recording takes --label and --group")
+        raise UserError(f"{', '.join(given)}: for imports (--from DIR); a live recording runs here and takes --label "
+                        "and --group")
     return run_studio(args) if args.studio else run_live(args)
 
 

@@ -438,13 +438,14 @@ class DatasetWriter:
         In this order, a crash at any point leaves a dataset that loads, with the old rows or the new: each
         moving file is first linked (or copied) under its new label, its old name is written to ``.moves``,
         the index is rewritten atomically, and only then do the old names go. A writer opened after a crash
-        removes the old names ``.moves`` lists whose rows have the new label (none, when the index was not yet
-        rewritten: a second update then links again).
+        (and so does the next update) removes the old names ``.moves`` lists whose rows have the new label (none,
+        when the index was not yet rewritten: a second update then links again).
         """
         unknown = {key for change in changes.values() for key in change} - {"label", "group"}
         if unknown:
             raise ValueError(f"only a sample's label and group can change, not {sorted(unknown)}")
         rows = read_rows(self.index_path)
+        self._finish_moves(rows)  # an earlier update of this writer killed while removing old names: finish it first
         new_rows, moved = [], []
         for row in rows:
             change = {k: v for k, v in changes.get(row["id"], {}).items() if row[k] != v}

@@ -427,9 +427,26 @@ def test_a_relabel_killed_while_removing_the_old_names_is_finished_by_the_next_w
             writer.update({"000001": {"label": "none"}, "000003": {"label": "five"}})
         monkeypatch.undo()
         assert (root / "crops" / "palm" / "000001.png").exists() and (root / ".moves").exists()
-        assert writer.update({"000001": {"label": "none"}}) == 0  # the rows are done: a rerun has nothing to do
-    assert len(load_dataset(root)) == 12  # it loads meanwhile: files no row names are ignored
+        assert len(load_dataset(root)) == 12  # it loads meanwhile: files no row names are ignored
     DatasetWriter(root, CropSettings()).close()  # the next writer removes the old names the rows no longer have
     assert not list(root.glob("*/palm/000001.png")) and not list(root.glob("*/palm/000003.png"))
     assert render_bytes(root, "none", "000001") == before and len(list(root.glob("*/five/000003.png"))) == 2
     assert not (root / ".moves").exists() and len(load_dataset(root)) == 12
+
+
+def test_the_next_update_finishes_a_relabel_killed_while_removing_the_old_names(tmp_path, samples, monkeypatch):
+    root = tmp_path / "ds"
+    unlink = Path.unlink
+    with fill_dataset(root, samples) as writer:
+        def crash(self, *args, **kwargs):
+            if self.name == "000001.png":
+                raise KeyboardInterrupt
+            return unlink(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "unlink", crash)
+        with pytest.raises(KeyboardInterrupt):
+            writer.update({"000001": {"label": "none"}})
+        monkeypatch.undo()
+        assert writer.update({"000001": {"label": "none"}}) == 0  # the rows are done: a rerun has nothing to do
+        assert not list(root.glob("*/palm/000001.png")) and not (root / ".moves").exists()  # but it cleaned up
+        assert len(list(root.glob("*/none/000001.png"))) == 2
