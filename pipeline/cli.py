@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from pipeline import __version__
+from pipeline.cli_options import name_commands
 from pipeline.errors import run_command
 
 #: Subcommand -> what it does, in the order a user meets them.
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)} (handcam --help)", file=sys.stderr)
         return 2
+    name_commands("handcam {}")  # usage lines say what the user typed
     command = importlib.import_module(f"pipeline.{name}")  # a dispatcher: the only module that loads commands
     return run_command(command.main, args[1:])
 

@@ -11,6 +11,20 @@ from pipeline.errors import UserError
 from pipeline.preprocess.crops import FILLS, MASKS, MIRRORS, CropSettings
 from pipeline.preprocess.hands import HAND_MODEL_ENV
 
+#: How usage lines name a command: as ``python -m pipeline.NAME`` runs it, or as the ``handcam`` dispatcher does
+#: (:func:`name_commands`).
+_COMMAND_NAME = ["python -m pipeline.{}"]
+
+
+def command_name(name: str) -> str:
+    """What a command's usage line calls it (argparse's ``prog``), e.g. ``python -m pipeline.demo``."""
+    return _COMMAND_NAME[0].format(name)
+
+
+def name_commands(pattern: str) -> None:
+    """Make :func:`command_name` give ``pattern.format(NAME)``, e.g. ``"handcam {}"`` for the dispatcher."""
+    _COMMAND_NAME[0] = pattern
+
 
 def at_least(low: float, kind: type = int):
     """An argparse ``type``: a number of ``kind`` that is at least ``low`` (``--epochs 0`` is refused by argparse)."""

@@ -27,6 +27,7 @@ from pipeline.cli_options import (
     add_hand_options,
     add_max_frames_option,
     at_least,
+    command_name,
     crop_settings_from,
     engine_from,
 )
@@ -56,7 +57,7 @@ more keys in the studio (--studio):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.collect",
+        prog=command_name("collect"),
         description="Record hand gestures into a dataset (live, from a webcam or video), or import labelled "
                     "photos and videos (--from DIR). Every hand becomes a crop made by the same crop code "
                     "that train, evaluate and demo use; the dataset keeps one row per crop in index.csv.",

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Sequence
 
-from pipeline.cli_options import add_hand_options, add_max_frames_option, add_model_option, probability
+from pipeline.cli_options import add_hand_options, add_max_frames_option, add_model_option, command_name, probability
 from pipeline.errors import run_command
 from pipeline.explainers.quality import CAM_METHODS, DEFAULT_EXPLAINER
 from pipeline.lenet.checkpoint import load_model
@@ -31,7 +31,7 @@ KEYS_HELP = """keys in the window:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.demo",
+        prog=command_name("demo"),
         description="Live gesture recognition with Grad-CAM: MediaPipe finds the hands, each hand becomes the crop "
                     "the model was trained on, the model names the gesture (smoothed per hand across frames), and "
                     "the Grad-CAM heatmap of that label is drawn back onto the hand. A hand below --threshold shows "

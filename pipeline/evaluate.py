@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.cli_options import add_engine_options, add_hand_options, add_model_option, at_least, engine_from, probability
+from pipeline.cli_options import add_engine_options, add_hand_options, add_model_option, at_least, command_name, engine_from, probability
 from pipeline.errors import UserError, run_command
 from pipeline.files import atomic_write_text, check_writable, refuse_existing
 from pipeline.labels import NONE_LABEL
@@ -30,7 +30,7 @@ from pipeline.training.reports import plot_confusion
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.evaluate",
+        prog=command_name("evaluate"),
         description="Evaluate a gesture model on a folder whose subfolders are label names. Each photo goes "
                     "through MediaPipe and the crop stage with the model's own crop settings; with several hands "
                     "the largest is the subject. A hand is answered as the demo shows it: its top class, or none "

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.cli_options import add_data_options, add_hand_options, add_model_option, data_spec_from
+from pipeline.cli_options import add_data_options, add_hand_options, add_model_option, command_name, data_spec_from
 from pipeline.data.spec import load_data
 from pipeline.errors import UserError, run_command
 from pipeline.explainers import Explainer, Saliency, SmoothGrad
@@ -38,7 +38,7 @@ from pipeline.training.evaluation import subject_crops
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.explain",
+        prog=command_name("explain"),
         description="Saliency, SmoothGrad and CAM figures for a gesture or digit model: N samples per class "
                     "and a mean map per class.",
         epilog="examples:\n"

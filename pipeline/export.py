@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.cli_options import add_model_option
+from pipeline.cli_options import add_model_option, command_name
 from pipeline.errors import run_command
 from pipeline.lenet.checkpoint import DEFAULT_MODEL
 from pipeline.lenet.onnx_export import INPUT, OUTPUT, export_checkpoint
@@ -19,7 +19,7 @@ from pipeline.lenet.onnx_export import INPUT, OUTPUT, export_checkpoint
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.export",
+        prog=command_name("export"),
         description="Export a checkpoint (one model or an ensemble) to ONNX. Input 'image': float32 "
                     "(batch, 1, 28, 28) crops scaled to [0, 1]; output 'logits'. The label names, crop settings "
                     "and model config are stored in the file's metadata_props. Needs: pip install \"handcam[export]\".",

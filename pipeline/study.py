@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.cli_options import add_data_options, add_engine_options, at_least, data_spec_from, engine_from
+from pipeline.cli_options import add_data_options, add_engine_options, at_least, command_name, data_spec_from, engine_from
 from pipeline.errors import run_command
 from pipeline.lenet.model import VARIANTS
 from pipeline.training.architecture_study import MLP, REFERENCE, default_config, paired_table, run_study, summary_table
@@ -22,7 +22,7 @@ from pipeline.training.architecture_study import MLP, REFERENCE, default_config,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.study",
+        prog=command_name("study"),
         description="Train every registered LeNet-5 variant (and, on hand data, the landmark-MLP baseline) on "
                     "several group splits with several seeds, one shared recipe, and write OUT/results.csv (one row "
                     f"per variant, split and seed), summary.md (each variant paired with {REFERENCE}: mean difference "

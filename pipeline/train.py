@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.cli_options import add_data_options, add_fill_option, at_least, data_spec_from, positive
+from pipeline.cli_options import add_data_options, add_fill_option, at_least, command_name, data_spec_from, positive
 from pipeline.data.load import dataset_settings
 from pipeline.data.spec import load_data
 from pipeline.errors import UserError, run_command
@@ -25,7 +25,7 @@ from pipeline.training.run import check_run_folder, make_split, train_run
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.train",
+        prog=command_name("train"),
         description="Train a LeNet-5 variant. Train/validation/test are split by group (recording session or "
                     "person), never by frame; the best epoch is chosen on validation and the test split is used "
                     "once, at the end. Writes OUT/model.pt, metrics.csv, curves.png, confusion.png, per_class.csv; "
