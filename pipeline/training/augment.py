@@ -42,6 +42,9 @@ class AugmentConfig:
     pose_low: float = 0.4
     pose_high: float = 1.2
     pose_jitter_deg: float = 5.0
+    # A five's copy drawn with its fingers closer (factor below 1) also has its thumb laid in toward the index by the
+    # same factor, as a flat hand's is (finger_poses.lay_thumb_in).
+    thumb_in: bool = False
     # Each copy also turned in 3D about the wrist by up to this many degrees, about the palm's across axis
     # (fingers toward or away from the camera) and about its length axis (the palm toward edge-on), and its
     # square fitted again (finger_poses.tilt_hand).

@@ -11,6 +11,9 @@ only turned a little, since scaling their angles would lift them out of the palm
 stays raised, a folded one folded, and the label holds. :func:`tilt_hand` turns a copy in 3D as well,
 as the same hand held at another angle to the camera.
 
+A five's copy held closer can also have its thumb laid in beside the index (:func:`lay_thumb_in`), as a flat
+hand's is: the data's fives hold the thumb out wide, but for one source's (rps_green), and a flat hand read as a four.
+
 Hands that make none of the six counts (a call sign, rock, a raised thumb or little finger) are what
 a count model answers wrongly most confidently, and the data holds only a few kinds of them.
 :func:`none_poses` draws such hands for the ``none`` label: a real training hand's palm, each finger
@@ -82,6 +85,36 @@ def spread_fingers(landmarks: np.ndarray, factor: float, turns_deg: np.ndarray) 
         by = ((factor - 1) * angle if up else 0.0) + turn
         c, s = np.cos(by), np.sin(by)
         xy[list(chain)] = (xy[list(chain)] - xy[base]) @ np.array([[c, s], [-s, c]]) + xy[base]
+    return out
+
+
+#: The labels whose finger-pose copies lay the thumb in (:func:`lay_thumb_in`, ``AugmentConfig.thumb_in``): a five
+#: with its fingers together, its thumb beside the index, is a flat hand, and still a five.
+THUMB_IN_LABELS = ("five",)
+#: A thumb laid in keeps its tip at least this many palm lengths beyond the index finger's base, across the palm:
+#: a four's thumb lies across the palm (below -0.05 for 90 % of the committed face-on fours), a flat hand's beside
+#: the index (rps_green's fives, held together: +0.13 to +0.64, p10 to p90).
+THUMB_IN = 0.1
+
+
+def lay_thumb_in(landmarks: np.ndarray, factor: float) -> np.ndarray:
+    """(21, 3) landmarks with the thumb turned in the image plane about its base (the CMC joint) toward the palm's
+    axis, its angle to the axis ``factor`` (below 1) times as wide, but its tip kept :data:`THUMB_IN` palm lengths
+    beyond the index finger's base; the turn is halved until it is (up to five times), and not made when the thumb
+    is nearer than that already. Depth is kept; ``factor >= 1`` changes nothing."""
+    out = np.array(landmarks, np.float64, copy=True)
+    if factor >= 1 or palm_axes(out) is None:
+        return out
+    xy = out[:, :2]
+    base, chain = FINGERS[0]
+    thumb = xy[list(chain)] - xy[base]
+    for by in (factor - 1) * finger_angles(xy)[0] * 0.5 ** np.arange(6):
+        c, s = np.cos(by), np.sin(by)
+        xy[list(chain)] = thumb @ np.array([[c, s], [-s, c]]) + xy[base]
+        palm = palm_coordinates(xy)
+        if palm[THUMB_TIP, 0] - palm[INDEX_MCP, 0] >= THUMB_IN:
+            return out
+    xy[list(chain)] = thumb + xy[base]
     return out
 
 
@@ -362,6 +395,8 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     rng = np.random.default_rng(seed)
     tilt = config.pose_tilt_deg
     handedness = rows["handedness"].to_numpy(str)
+    names = np.asarray(data.label_names)[data.labels.numpy()[np.asarray(indices)]]
+    thumbs_in = np.isin(names, THUMB_IN_LABELS) & config.thumb_in
     out = np.empty((config.pose_copies, len(rows), 1, settings.size, settings.size), np.uint8)
     for copy in range(config.pose_copies):
         factors = rng.uniform(config.pose_low, config.pose_high, len(rows))
@@ -369,6 +404,8 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
         tilts = rng.uniform(-tilt, tilt, (len(rows), 2)) if tilt else None  # no draw: copies without tilt stay as they were
         for n in range(len(rows)):
             moved = spread_fingers(marks[n], factors[n], turns[n])
+            if thumbs_in[n]:
+                moved = lay_thumb_in(moved, factors[n])
             affine = affines[n]
             if tilt:  # its square fitted again as the live crop's would be (by chirality, the turn may flip it)
                 moved = tilt_hand(moved, *tilts[n])
@@ -378,7 +415,7 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     return torch.from_numpy(out.reshape(-1, 1, settings.size, settings.size))
 
 
-__all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS",
-           "NoneHands", "STRAIGHT", "THUMB_OUT", "THUMB_TIP", "TOGETHER_DEG", "bone_lengths", "face_on", "finger_angles",
-           "held_together", "none_hands", "none_poses", "palm_axes", "palm_coordinates", "pose_copies", "raised_fingers",
-           "reach", "spread_fingers", "thumb_out", "tilt_hand"]
+__all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS", "NoneHands", "STRAIGHT",
+           "THUMB_IN", "THUMB_IN_LABELS", "THUMB_OUT", "THUMB_TIP", "TOGETHER_DEG", "bone_lengths", "face_on", "finger_angles", "held_together",
+           "lay_thumb_in", "none_hands", "none_poses", "palm_axes", "palm_coordinates", "pose_copies", "raised_fingers", "reach", "spread_fingers",
+           "thumb_out", "tilt_hand"]

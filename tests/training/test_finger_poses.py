@@ -16,9 +16,14 @@ from pipeline.training.augment import AugmentConfig
 from pipeline.training.finger_poses import (
     COUNT_STYLES,
     FINGERS,
+    INDEX_MCP,
     NONE_FINGERS,
+    THUMB_IN,
+    THUMB_TIP,
+    face_on,
     finger_angles,
     held_together,
+    lay_thumb_in,
     none_hands,
     none_poses,
     palm_coordinates,
@@ -52,6 +57,42 @@ def test_spreading_scales_each_raised_fingers_angle_and_keeps_the_palm_and_the_b
             joints = [base, *chain]
             before, after = (np.linalg.norm(np.diff(m[joints, :2], axis=0), axis=1) for m in (marks, together))
             np.testing.assert_allclose(after, before, rtol=1e-9)
+
+
+def test_a_thumb_laid_in_turns_toward_the_index_about_its_base_and_stops_beside_it():
+    """data/fingers' face-on fives (thumb out, the tip 0.63 palm lengths beyond the index base at the median): laid in
+    by 0.4 the thumb is the only part that moves, keeps its bones, and lies beside the index as a flat hand's does."""
+    data = load_dataset(REPO / "data" / "fingers")
+    marks = landmarks_of(data.index)[(data.labels.numpy() == data.label_names.index("five"))]
+    marks = marks[face_on(marks)]
+    beyond = lambda m: palm_coordinates(m)[THUMB_TIP, 0] - palm_coordinates(m)[INDEX_MCP, 0]  # noqa: E731
+    before = np.array([beyond(m) for m in marks])
+    laid = [lay_thumb_in(m, 0.4) for m in marks]
+    after = np.array([beyond(m) for m in laid])
+    out = before >= THUMB_IN
+    assert len(marks) > 250 and out.mean() > 0.95 and np.median(before) > 0.6
+    assert after[out].min() >= THUMB_IN - 1e-9 and np.median(after[out]) < 0.4 and (after[out] < before[out] - 0.1).mean() > 0.9
+    for m, moved, was_out in zip(marks, laid, out):
+        assert np.array_equal(np.delete(moved, [2, 3, 4], 0), np.delete(m, [2, 3, 4], 0)) and np.array_equal(moved[:, 2], m[:, 2])
+        thumb = [1, 2, 3, 4]
+        np.testing.assert_allclose(np.linalg.norm(np.diff(moved[thumb, :2], axis=0), axis=1),
+                                   np.linalg.norm(np.diff(m[thumb, :2], axis=0), axis=1), rtol=1e-9)
+        if not was_out:  # a thumb already in (or across the palm) stays where it is
+            assert np.array_equal(moved, m)
+        assert np.array_equal(lay_thumb_in(m, 1.0), m)
+    assert abs(finger_angles(laid[0])[0]) < abs(finger_angles(marks[0])[0])
+
+
+def test_only_fives_copies_lay_the_thumb_in(epsrc_depth):
+    rows = np.arange(len(epsrc_depth))
+    config = AugmentConfig(pose_copies=1, pose_low=0.4, pose_high=0.4, pose_tilt_deg=0)
+    plain = pose_copies(epsrc_depth, rows, config, 0).numpy()
+    laid = pose_copies(epsrc_depth, rows, replace(config, thumb_in=True), 0).numpy()
+    five = epsrc_depth.labels.numpy() == epsrc_depth.label_names.index("five")
+    changed = (plain != laid).any(axis=(1, 2, 3))
+    assert not changed[~five].any() and changed[five].mean() > 0.8, (changed[five].mean(), five.sum())
+    assert AugmentConfig.from_record(AugmentConfig().to_dict() | {"thumb_in": True}).thumb_in
+    assert not AugmentConfig.from_record({k: v for k, v in AugmentConfig().to_dict().items() if k != "thumb_in"}).thumb_in
 
 
 @pytest.mark.parametrize("source, label, raised", [("rps_green", "fist", 0), ("asl_letters", "fist", 0),
