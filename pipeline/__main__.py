@@ -2,4 +2,4 @@
 
 from pipeline.cli import entry
 
-entry()
+entry("python -m pipeline")

@@ -25,35 +25,36 @@ COMMANDS = {
 }
 
 
-def usage() -> str:
+def usage(program: str = "handcam") -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"usage: handcam COMMAND [options]   (handcam {__version__}; 'handcam COMMAND --help' for a command's options)",
+    lines = [f"usage: {program} COMMAND [options]   (handcam {__version__}; '{program} COMMAND --help' for a command's options)",
              "", "Hand-gesture recognition with explainable CNNs.", "", "commands:"]
     lines += [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``handcam COMMAND ...``: the command's own ``main`` with the rest of the arguments."""
+def main(argv: Sequence[str] | None = None, program: str = "handcam") -> int:
+    """Run ``handcam COMMAND ...``: the command's own ``main`` with the rest of the arguments. ``program`` is what
+    the user typed before COMMAND, which usage lines and hints repeat (``python -m pipeline`` runs the same)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        print(usage())
+        print(usage(program))
         return 0
     if args[0] == "--version":
         print(f"handcam {__version__}")
         return 0
     name = args[0]
     if name not in COMMANDS:
-        print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)} (handcam --help)", file=sys.stderr)
+        print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)} ({program} --help)", file=sys.stderr)
         return 2
-    name_commands("handcam {}")  # usage lines say what the user typed
+    name_commands(program + " {}")  # usage lines say what the user typed
     command = importlib.import_module(f"pipeline.{name}")  # a dispatcher: the only module that loads commands
     return run_command(command.main, args[1:])
 
 
-def entry() -> None:
-    """The ``handcam`` console script."""
-    sys.exit(main())
+def entry(program: str = "handcam") -> None:
+    """The ``handcam`` console script (and ``python -m pipeline``, as ``program``)."""
+    sys.exit(main(program=program))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,12 @@ def test_the_module_form_keeps_its_own_name_and_errors_name_the_subcommand():
     assert proc.stderr.strip().splitlines()[-1] == "handcam train: error: argument --epochs: must be at least 1, got 0"
 
 
+def test_python_m_pipeline_is_the_dispatcher_under_its_own_name():
+    proc = run("-m", "pipeline", "study", "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m pipeline study ")
+    assert run("-m", "pipeline").stdout.startswith("usage: python -m pipeline COMMAND [options]")
+
+
 def test_an_unknown_subcommand_is_one_line():
     proc = run("-m", "pipeline.cli", "trian")
     assert proc.returncode == 2 and proc.stdout == ""
