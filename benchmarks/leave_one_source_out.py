@@ -12,7 +12,7 @@ photos of each held-out source also go through the whole path again, as they are
 180 degrees.
 
     python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0] [--none-poses 0]
-                                              [--pose-tilt 0] [--pose-spread 0.4 1.2] [--thumb-in] [--none-circles 0] [--none-tilt 30]
+                                              [--pose-tilt 0] [--pose-spread 0.4 1.2] [--thumb-in 0.7] [--none-circles 0] [--none-tilt 30]
                                               [--turned 60] [--no-mlp]
 
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
@@ -135,9 +135,9 @@ def main() -> None:
     parser.add_argument("--pose-spread", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="scale each finger-pose copy's raised fingers' angles to the palm's axis by a factor in "
                              "[LOW, HIGH] (default: the training default)")
-    parser.add_argument("--thumb-in", action="store_true",
-                        help="lay a five's thumb in toward the index in its copies drawn with the fingers closer "
-                             "(AugmentConfig.thumb_in)")
+    parser.add_argument("--thumb-in", type=float, metavar="FACTOR",
+                        help="lay a five's thumb in toward the index in its copies drawn with the fingers closer than "
+                             "FACTOR (AugmentConfig.thumb_in; 0.7 measured best; default: the training default)")
     parser.add_argument("--pose-tilt", type=float, metavar="DEG",
                         help="turn each finger-pose copy in 3D by up to DEG degrees (default: the training default)")
     parser.add_argument("--none-tilt", type=float, metavar="DEG",
@@ -155,7 +155,7 @@ def main() -> None:
     config = replace(TrainConfig(), epochs=args.epochs, seed=args.seed)
     asked = {"pose_copies": args.pose_copies, "none_poses": args.none_poses, "pose_tilt_deg": args.pose_tilt,
              "none_circles": args.none_circles, "none_tilt_deg": args.none_tilt,
-             "thumb_in": args.thumb_in or None, **dict(zip(("pose_low", "pose_high"), args.pose_spread or (None, None)))}
+             "thumb_in": args.thumb_in, **dict(zip(("pose_low", "pose_high"), args.pose_spread or (None, None)))}
     config = replace(config, augment=replace(config.augment, **{k: v for k, v in asked.items() if v is not None}))
     import pandas as pd
 

@@ -42,9 +42,9 @@ class AugmentConfig:
     pose_low: float = 0.4
     pose_high: float = 1.2
     pose_jitter_deg: float = 5.0
-    # A five's copy drawn with its fingers closer (factor below 1) also has its thumb laid in toward the index by the
-    # same factor, as a flat hand's is (finger_poses.lay_thumb_in).
-    thumb_in: bool = False
+    # A five's copy drawn with its fingers held closer than this factor also has its thumb laid in toward the index by
+    # the same factor, as a flat hand's is (finger_poses.lay_thumb_in); 0 turns it off.
+    thumb_in: float = 0.0
     # Each copy also turned in 3D about the wrist by up to this many degrees, about the palm's across axis
     # (fingers toward or away from the camera) and about its length axis (the palm toward edge-on), and its
     # square fitted again (finger_poses.tilt_hand).
@@ -63,6 +63,8 @@ class AugmentConfig:
         if self.pose_copies < 0 or not 0 < self.pose_low <= self.pose_high:
             raise UserError(f"finger-pose copies need pose_copies >= 0 and 0 < pose_low <= pose_high, got "
                             f"{self.pose_copies}, {self.pose_low}, {self.pose_high}")
+        if not 0 <= self.thumb_in <= 1:
+            raise UserError(f"laying the thumb in needs 0 <= thumb_in <= 1 (a spread factor), got {self.thumb_in}")
         if not 0 <= self.pose_tilt_deg < 90:
             raise UserError(f"finger-pose tilts need 0 <= pose_tilt_deg < 90, got {self.pose_tilt_deg}")
         if self.none_poses < 0:

@@ -384,7 +384,8 @@ def none_poses(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
 def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed: int) -> torch.Tensor | None:
     """``config.pose_copies`` copies of the crops ``indices``, drawn from landmarks moved by :func:`spread_fingers`
     and, with ``config.pose_tilt_deg``, :func:`tilt_hand` (one seeded factor, five turns and two tilt angles per
-    copy; a tilted copy's square fitted again): (copies * len(indices), 1, S, S) uint8, copy by copy; None when
+    copy; a tilted copy's square fitted again); a five's copy whose factor is below ``config.thumb_in`` also has its
+    thumb laid in (:func:`lay_thumb_in`): (copies * len(indices), 1, S, S) uint8, copy by copy; None when
     copies are off or the crops show the photo (they cannot be redrawn)."""
     settings = data.settings
     if not config.pose_copies or settings is None or settings.fill not in DRAWN_FILLS or not len(indices):
@@ -396,7 +397,7 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     tilt = config.pose_tilt_deg
     handedness = rows["handedness"].to_numpy(str)
     names = np.asarray(data.label_names)[data.labels.numpy()[np.asarray(indices)]]
-    thumbs_in = np.isin(names, THUMB_IN_LABELS) & config.thumb_in
+    thumbs_in = np.isin(names, THUMB_IN_LABELS)
     out = np.empty((config.pose_copies, len(rows), 1, settings.size, settings.size), np.uint8)
     for copy in range(config.pose_copies):
         factors = rng.uniform(config.pose_low, config.pose_high, len(rows))
@@ -404,7 +405,7 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
         tilts = rng.uniform(-tilt, tilt, (len(rows), 2)) if tilt else None  # no draw: copies without tilt stay as they were
         for n in range(len(rows)):
             moved = spread_fingers(marks[n], factors[n], turns[n])
-            if thumbs_in[n]:
+            if thumbs_in[n] and factors[n] < config.thumb_in:
                 moved = lay_thumb_in(moved, factors[n])
             affine = affines[n]
             if tilt:  # its square fitted again as the live crop's would be (by chirality, the turn may flip it)

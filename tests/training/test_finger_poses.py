@@ -83,16 +83,20 @@ def test_a_thumb_laid_in_turns_toward_the_index_about_its_base_and_stops_beside_
     assert abs(finger_angles(laid[0])[0]) < abs(finger_angles(marks[0])[0])
 
 
-def test_only_fives_copies_lay_the_thumb_in(epsrc_depth):
+def test_only_fives_copies_held_closer_than_the_factor_lay_the_thumb_in(epsrc_depth):
     rows = np.arange(len(epsrc_depth))
-    config = AugmentConfig(pose_copies=1, pose_low=0.4, pose_high=0.4, pose_tilt_deg=0)
-    plain = pose_copies(epsrc_depth, rows, config, 0).numpy()
-    laid = pose_copies(epsrc_depth, rows, replace(config, thumb_in=True), 0).numpy()
     five = epsrc_depth.labels.numpy() == epsrc_depth.label_names.index("five")
-    changed = (plain != laid).any(axis=(1, 2, 3))
-    assert not changed[~five].any() and changed[five].mean() > 0.8, (changed[five].mean(), five.sum())
-    assert AugmentConfig.from_record(AugmentConfig().to_dict() | {"thumb_in": True}).thumb_in
-    assert not AugmentConfig.from_record({k: v for k, v in AugmentConfig().to_dict().items() if k != "thumb_in"}).thumb_in
+    for factor, laid_in in ((0.4, True), (0.69, True), (0.7, False), (0.9, False)):
+        config = AugmentConfig(pose_copies=1, pose_low=factor, pose_high=factor, pose_tilt_deg=0)
+        plain = pose_copies(epsrc_depth, rows, config, 0).numpy()
+        laid = pose_copies(epsrc_depth, rows, replace(config, thumb_in=0.7), 0).numpy()
+        changed = (plain != laid).any(axis=(1, 2, 3))
+        assert not changed[~five].any()
+        assert changed[five].mean() > 0.8 if laid_in else not changed.any(), (factor, changed[five].mean())
+    assert AugmentConfig.from_record(AugmentConfig().to_dict() | {"thumb_in": 0.7}).thumb_in == 0.7
+    assert AugmentConfig.from_record({k: v for k, v in AugmentConfig().to_dict().items() if k != "thumb_in"}).thumb_in == 0
+    with pytest.raises(UserError, match="thumb_in"):
+        AugmentConfig(thumb_in=1.5)
 
 
 @pytest.mark.parametrize("source, label, raised", [("rps_green", "fist", 0), ("asl_letters", "fist", 0),
