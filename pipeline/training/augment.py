@@ -84,7 +84,8 @@ class AugmentConfig:
         return cls(**{**asdict(NO_AUGMENT), **record})
 
 
-NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, pose_tilt_deg=0, none_poses=0, none_circles=0, none_tilt_deg=0)
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, thumb_in=0, pose_tilt_deg=0, none_poses=0, none_circles=0,
+                          none_tilt_deg=0)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
