@@ -74,6 +74,12 @@ def raised_fingers(landmarks: np.ndarray) -> np.ndarray:
     return raised
 
 
+def _turned(xy: np.ndarray, base: int, chain: tuple[int, ...], by: float) -> np.ndarray:
+    """(len(chain), 2) the joints ``chain`` of (21, 2) ``xy`` turned in the image plane about joint ``base`` by ``by`` radians."""
+    c, s = np.cos(by), np.sin(by)
+    return (xy[list(chain)] - xy[base]) @ np.array([[c, s], [-s, c]]) + xy[base]
+
+
 def spread_fingers(landmarks: np.ndarray, factor: float, turns_deg: np.ndarray) -> np.ndarray:
     """(21, 3) landmarks with each finger turned in the image plane about its base by ``turns_deg[k]`` for
     finger k (:data:`FINGERS`' order), and each raised finger (:func:`raised_fingers`) also by ``factor - 1``
@@ -82,9 +88,7 @@ def spread_fingers(landmarks: np.ndarray, factor: float, turns_deg: np.ndarray) 
     xy = out[:, :2]
     angles, raised = finger_angles(xy), raised_fingers(xy)
     for (base, chain), angle, up, turn in zip(FINGERS, angles, raised, np.deg2rad(turns_deg)):
-        by = ((factor - 1) * angle if up else 0.0) + turn
-        c, s = np.cos(by), np.sin(by)
-        xy[list(chain)] = (xy[list(chain)] - xy[base]) @ np.array([[c, s], [-s, c]]) + xy[base]
+        xy[list(chain)] = _turned(xy, base, chain, ((factor - 1) * angle if up else 0.0) + turn)
     return out
 
 
@@ -105,16 +109,13 @@ def lay_thumb_in(landmarks: np.ndarray, factor: float) -> np.ndarray:
     out = np.array(landmarks, np.float64, copy=True)
     if factor >= 1 or palm_axes(out) is None:
         return out
-    xy = out[:, :2]
+    xy, start = out[:, :2], out[:, :2].copy()
     base, chain = FINGERS[0]
-    thumb = xy[list(chain)] - xy[base]
-    for by in (factor - 1) * finger_angles(xy)[0] * 0.5 ** np.arange(6):
-        c, s = np.cos(by), np.sin(by)
-        xy[list(chain)] = thumb @ np.array([[c, s], [-s, c]]) + xy[base]
-        palm = palm_coordinates(xy)
-        if palm[THUMB_TIP, 0] - palm[INDEX_MCP, 0] >= THUMB_IN:
+    for by in (factor - 1) * finger_angles(start)[0] * 0.5 ** np.arange(6):
+        xy[list(chain)] = _turned(start, base, chain, by)
+        if thumb_reach(xy) >= THUMB_IN:
             return out
-    xy[list(chain)] = thumb + xy[base]
+    xy[:] = start
     return out
 
 
@@ -207,11 +208,17 @@ def held_together(landmarks: np.ndarray) -> bool:
     return bool(np.abs(np.diff(angles)).max() <= TOGETHER_DEG)
 
 
-def thumb_out(landmarks: np.ndarray) -> bool:
-    """Whether the thumb's tip lies :data:`THUMB_OUT` palm lengths or more beyond the index finger's base, across
-    the palm (:func:`palm_coordinates`): a thumb held out, as a five's or a thumb-out three's is."""
+def thumb_reach(landmarks: np.ndarray) -> float:
+    """How many palm lengths the thumb's tip lies beyond the index finger's base, across the palm
+    (:func:`palm_coordinates`): above 0 beside or outside the index, below 0 across the palm."""
     palm = palm_coordinates(landmarks)
-    return bool(palm[THUMB_TIP, 0] - palm[INDEX_MCP, 0] >= THUMB_OUT)
+    return float(palm[THUMB_TIP, 0] - palm[INDEX_MCP, 0])
+
+
+def thumb_out(landmarks: np.ndarray) -> bool:
+    """Whether the thumb's tip lies :data:`THUMB_OUT` palm lengths or more beyond the index finger's base
+    (:func:`thumb_reach`): a thumb held out, as a five's or a thumb-out three's is."""
+    return thumb_reach(landmarks) >= THUMB_OUT
 
 
 #: A donor finger reaches at most this many palm lengths from its base; longer ones are landmark errors.
@@ -419,4 +426,4 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
 __all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS", "NoneHands", "STRAIGHT",
            "THUMB_IN", "THUMB_IN_LABELS", "THUMB_OUT", "THUMB_TIP", "TOGETHER_DEG", "bone_lengths", "face_on", "finger_angles", "held_together",
            "lay_thumb_in", "none_hands", "none_poses", "palm_axes", "palm_coordinates", "pose_copies", "raised_fingers", "reach", "spread_fingers",
-           "thumb_out", "tilt_hand"]
+           "thumb_out", "thumb_reach", "tilt_hand"]

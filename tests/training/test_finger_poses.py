@@ -16,10 +16,8 @@ from pipeline.training.augment import AugmentConfig
 from pipeline.training.finger_poses import (
     COUNT_STYLES,
     FINGERS,
-    INDEX_MCP,
     NONE_FINGERS,
     THUMB_IN,
-    THUMB_TIP,
     face_on,
     finger_angles,
     held_together,
@@ -32,6 +30,7 @@ from pipeline.training.finger_poses import (
     reach,
     spread_fingers,
     thumb_out,
+    thumb_reach,
     tilt_hand,
 )
 
@@ -65,10 +64,9 @@ def test_a_thumb_laid_in_turns_toward_the_index_about_its_base_and_stops_beside_
     data = load_dataset(REPO / "data" / "fingers")
     marks = landmarks_of(data.index)[(data.labels.numpy() == data.label_names.index("five"))]
     marks = marks[face_on(marks)]
-    beyond = lambda m: palm_coordinates(m)[THUMB_TIP, 0] - palm_coordinates(m)[INDEX_MCP, 0]  # noqa: E731
-    before = np.array([beyond(m) for m in marks])
+    before = np.array([thumb_reach(m) for m in marks])
     laid = [lay_thumb_in(m, 0.4) for m in marks]
-    after = np.array([beyond(m) for m in laid])
+    after = np.array([thumb_reach(m) for m in laid])
     out = before >= THUMB_IN
     assert len(marks) > 250 and out.mean() > 0.95 and np.median(before) > 0.6
     assert after[out].min() >= THUMB_IN - 1e-9 and np.median(after[out]) < 0.4 and (after[out] < before[out] - 0.1).mean() > 0.9
