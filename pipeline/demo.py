@@ -1,6 +1,6 @@
 """``python -m pipeline.demo``: the live window, each hand's gesture and its Grad-CAM overlaid on the hand.
 
-    python -m pipeline.demo                                          # webcam 0, models/fingers.pt
+    python -m pipeline.demo                                          # webcam 0, the shipped model (pipeline/assets/fingers.pt)
     python -m pipeline.demo --source sample                          # no camera: the shipped sample clip
     python -m pipeline.demo --source clip.mp4 --headless --out annotated.mp4
 
