@@ -3,6 +3,7 @@
     python -m pipeline.study --data data/fingers --out runs/study-fingers   # 15 variants + landmark MLP, 5 splits x 3 seeds
     python -m pipeline.study --mnist ../shared/data/mnist --out runs/study-mnist --epochs 4
     python -m pipeline.study --quick            # a small grid on data/fingers, a few minutes
+    python -m pipeline.study --data data/fingers --data data/homes --fill depth   # crops drawn from the landmarks
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.cli_options import add_data_options, add_engine_options, at_least, command_name, data_spec_from, engine_from
+from pipeline.cli_options import add_data_options, add_engine_options, add_fill_option, at_least, command_name, data_spec_from, engine_from
 from pipeline.errors import run_command
 from pipeline.lenet.model import VARIANTS
 from pipeline.training.architecture_study import MLP, REFERENCE, default_config, paired_table, run_study, summary_table
@@ -31,12 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "again, and variants, seeds and splits may be added.",
         epilog="examples:\n"
                "  python -m pipeline.study --data data/fingers --out runs/study-fingers\n"
+               "  python -m pipeline.study --data data/fingers --data data/homes --fill depth --quick\n"
                "  python -m pipeline.study --mnist ../shared/data/mnist --out runs/study-mnist --epochs 4\n"
                "  python -m pipeline.study --signmnist ../shared/data/signmnist/sign_mnist_test.csv.gz --quick\n"
                f"variants: {', '.join(VARIANTS)}, {MLP} (hand data)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_data_options(parser, default_data="data/fingers")
+    add_fill_option(parser.add_argument_group("crop settings (the datasets' crops are re-rendered to them)"), None)
     parser.add_argument("--out", metavar="DIR", help="study folder (default: runs/study-NAME[-quick])")
     parser.add_argument("--quick", action="store_true",
                         help="a small grid (3 variants x 2 seeds x 1 split, few epochs, a subset of MNIST/Sign-MNIST)")
@@ -69,8 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      **({"variants": tuple(args.variants)} if args.variants else {}),
                      **({"seeds": tuple(args.seeds)} if args.seeds else {}),
                      **({"splits": tuple(args.splits)} if args.splits else {}),
-                     **({"limit": args.limit} if args.limit is not None else {}))
-    out = Path(args.out or f"runs/study-{config.name}{'-quick' if args.quick else ''}")
+                     **({"limit": args.limit} if args.limit is not None else {}), fill=args.fill)
+    out = Path(args.out or f"runs/study-{config.name}{f'-{args.fill}' if args.fill else ''}{'-quick' if args.quick else ''}")
     command = "python -m pipeline.study " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     result = run_study(config, out, progress=not args.quiet, command=command, remeasure=args.remeasure, engine=engine)
     if not result.summary.empty:

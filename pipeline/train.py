@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from pipeline.cli_options import add_data_options, add_fill_option, at_least, command_name, data_spec_from, positive
-from pipeline.data.load import dataset_settings
-from pipeline.data.spec import load_data
-from pipeline.errors import UserError, run_command
+from pipeline.data.spec import fill_settings, load_data
+from pipeline.errors import run_command
 from pipeline.lenet.model import VARIANTS
 from pipeline.training.augment import NO_AUGMENT
 from pipeline.training.loop import TrainConfig
@@ -66,10 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_run_folder(Path(args.out), args.resume, args.force)  # before the data loads, which may take a while
     spec = data_spec_from(args)
-    if args.fill and not spec.hands:
-        raise UserError(f"--fill is for hand crops made by collect, not for {spec.kind}; leave it out")
-    settings = dataset_settings(spec.paths[0], fill=args.fill) if args.fill else None
-    data = load_data(spec, settings, progress=not args.quiet)
+    data = load_data(spec, fill_settings(spec, args.fill), progress=not args.quiet)
     config = replace(TrainConfig(), epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
                      lr=args.lr, seed=args.seed, **({"augment": NO_AUGMENT} if args.no_augment or not spec.hands else {}))
     split = make_split(data, args.val_groups, args.test_groups, seed=args.seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.data.load import Dataset, load_datasets
+from pipeline.data.load import Dataset, dataset_settings, load_datasets
 from pipeline.data.public import load_mnist, load_signmnist
 from pipeline.errors import UserError
 from pipeline.files import display_path
@@ -49,6 +49,19 @@ class DataSpec:
         agrees), or a checkpoint (``absolute=False``: paths as the user gave them, relative where they can be)."""
         paths = [str(Path(p).resolve()) if absolute else display_path(p) for p in self.paths]
         return {"kind": self.kind, "paths": paths}
+
+
+def check_fill(spec: DataSpec, fill: str | None) -> None:
+    """Refuse ``--fill`` in one line for the public sets, which have no large renders to draw again."""
+    if fill and not spec.hands:
+        raise UserError(f"--fill is for hand crops made by collect, not for {spec.kind}; leave it out")
+
+
+def fill_settings(spec: DataSpec, fill: str | None) -> CropSettings | None:
+    """The crop settings for ``--fill``: the first dataset folder's, with what a crop shows inside its mask set to
+    ``fill`` (the others are re-rendered to them); None without a fill (each folder's own)."""
+    check_fill(spec, fill)
+    return dataset_settings(spec.paths[0], fill=fill) if fill else None
 
 
 def load_data(spec: DataSpec, settings: CropSettings | None = None, progress: bool = False) -> Dataset:

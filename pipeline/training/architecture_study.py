@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from pipeline.data.load import Dataset
-from pipeline.data.spec import DataSpec, load_data
+from pipeline.data.spec import DataSpec, check_fill, fill_settings, load_data
 from pipeline.engines import Engine
 from pipeline.errors import UserError
 from pipeline.files import atomic_path, atomic_write_text, check_writable, display_path, save_figure
@@ -75,7 +75,9 @@ class StudyConfig:
     """What a study trains. ``variants``, ``seeds`` and ``splits`` may grow between runs; the rest is the recipe.
 
     ``splits`` are the seeds of the group splits (:func:`~pipeline.training.run.make_split`); ``variants``
-    are registered LeNet variants, and :data:`MLP` for the landmark-MLP baseline (hand data only).
+    are registered LeNet variants, and :data:`MLP` for the landmark-MLP baseline (hand data only). ``fill``
+    draws hand crops again with another fill (``depth``: from the landmarks, as the shipped model is trained;
+    its finger-pose copies and drawn non-gestures come with it); None keeps the folders' own crops.
     """
 
     data: DataSpec
@@ -84,12 +86,17 @@ class StudyConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     limit: int | None = None  # keep at most this many samples (seeded random subset, the same for every split)
     splits: tuple[int, ...] = (0,)
+    fill: str | None = None
+
+    def __post_init__(self) -> None:
+        check_fill(self.data, self.fill)
 
     def recipe(self) -> dict:
-        """The settings every cell shares (what a resumed study must agree with)."""
+        """The settings every cell shares (what a resumed study must agree with). A fill is recorded only when
+        given, so that a study made before the option continues as it was."""
         train = self.train.to_dict()
         train.pop("seed")
-        return {"data": self.data.describe(), "train": train, "limit": self.limit}
+        return {"data": self.data.describe(), "train": train, "limit": self.limit} | ({"fill": self.fill} if self.fill else {})
 
     @property
     def name(self) -> str:
@@ -127,8 +134,9 @@ def default_config(data: DataSpec, quick: bool = False) -> StudyConfig:
 
 
 def load_study_data(config: StudyConfig) -> Dataset:
-    """The dataset of a study, cut to ``config.limit`` samples (a seeded random subset) when set."""
-    data = load_data(config.data)
+    """The dataset of a study, its crops drawn with ``config.fill`` when set, cut to ``config.limit`` samples
+    (a seeded random subset) when set."""
+    data = load_data(config.data, fill_settings(config.data, config.fill))
     if config.limit is not None:
         if config.limit < 10:
             raise UserError(f"--limit {config.limit} is too small; keep at least 10 samples")
@@ -675,7 +683,8 @@ def _dataset_notes(config: StudyConfig, data: Dataset, splits: dict[int, Split],
             groups = split.groups(data)
             parts.append(f"split {k}: train {len(split.train)}, validation {len(split.val)} ({len(groups['val'])} groups), "
                          f"test {len(split.test)} ({len(groups['test'])} groups: {', '.join(groups['test'])})")
-        notes.append(f"Hand crops of {shown} ({len(set(data.groups.tolist()))} groups), split by group (recording session "
+        drawn = f", drawn again with `--fill {config.fill}`" if config.fill else ""
+        notes.append(f"Hand crops of {shown}{drawn} ({len(set(data.groups.tolist()))} groups), split by group (recording session "
                      f"or person) {len(splits)} ways, each made by `make_split` with its number as the seed: "
                      + "; ".join(parts) + ".")
     elif config.data.kind == "mnist":

@@ -34,3 +34,10 @@ def test_the_landmark_mlp_needs_hand_data(tmp_path: Path) -> None:
                               "--out", str(tmp_path / "s"), "--quiet")
     assert code == 2 and out == "" and not (tmp_path / "s").exists()
     assert error_line(err).startswith("error: unknown variant(s) landmark-mlp (landmark-mlp needs hand data, with landmarks)")
+
+
+def test_fill_is_for_hand_crops(tmp_path: Path) -> None:
+    require(DATA / "mnist", "MNIST idx files")
+    code, out, err = run_main(study, "--mnist", str(DATA / "mnist"), "--fill", "depth", "--out", str(tmp_path / "s"), "--quiet")
+    assert code == 2 and out == "" and not (tmp_path / "s").exists()
+    assert error_line(err) == "error: --fill is for hand crops made by collect, not for mnist; leave it out"
