@@ -13,7 +13,7 @@ import torch
 
 import pipeline.evaluate as evaluate
 import pipeline.train as train
-from helpers import REPO, error_line, run_main
+from helpers import DATA, REPO, error_line, require, run_main
 from pipeline.files import display_path
 from pipeline.lenet.checkpoint import read_checkpoint
 
@@ -119,6 +119,13 @@ def missing_crop(tmp_path: Path) -> Path:
 def test_bad_inputs_give_one_clear_line(tmp_path: Path, args, message) -> None:
     code, out, err = run_main(train, *args(tmp_path), "--out", str(tmp_path / "o"), "--quiet")
     assert code == 2 and message in error_line(err) and "Traceback" not in err
+    assert not (tmp_path / "o" / "model.pt").exists()
+
+
+def test_fill_is_for_hand_crops(tmp_path: Path) -> None:
+    require(DATA / "mnist", "MNIST idx files")
+    code, out, err = run_main(train, "--mnist", str(DATA / "mnist"), "--fill", "depth", "--out", str(tmp_path / "o"), "--quiet")
+    assert code == 2 and error_line(err) == "error: --fill is for hand crops made by collect, not for mnist; leave it out"
     assert not (tmp_path / "o" / "model.pt").exists()
 
 
