@@ -113,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: the session, the name's prefix before _pic, as in 996_pic00012.jpg)")
     imp.add_argument("--update-saved", action="store_true",
                      help="give the samples an earlier import of this dataset saved the label and group this import "
-                          "gives them (after a change to --review, --map or --group-by), and move the ones the review "
-                          "drops to DATA/trash; without it such a change is refused")
+                          "gives them (after a change to --review, --map or --group-by), move the ones the review "
+                          "drops to DATA/trash, and bring back from there the ones an earlier review dropped that this "
+                          "one keeps; without it such a change is refused")
     imp.add_argument("--retry-missed", action="store_true",
                      help="search again the photos an earlier import of this dataset found no hand in, and add the "
                           "hands found (a photo without a hand is now searched again inside a black border, which "
@@ -150,11 +151,12 @@ def run_import(args: argparse.Namespace) -> int:
     for warning in summary.warnings:
         print(warning, file=sys.stderr)
     print(summary.table())
-    if summary.changed or summary.removed:
+    if summary.changed or summary.removed or summary.restored:
         print(f"samples saved before: {summary.changed} given the label or group this import gives them, "
-              f"{summary.removed} dropped by the review (moved to {args.data}/trash)")
+              f"{summary.removed} dropped by the review (moved to {args.data}/trash), {summary.restored} that an "
+              f"earlier review dropped back from the trash")
     print(f"saved={summary.total('saved')} skipped={summary.total('skipped')} changed={summary.changed} "
-          f"removed={summary.removed} hand_rate={detection_rate(summary):.3f} seconds={seconds:.1f} data={args.data}")
+          f"removed={summary.removed} restored={summary.restored} hand_rate={detection_rate(summary):.3f} seconds={seconds:.1f} data={args.data}")
     return 0
 
 

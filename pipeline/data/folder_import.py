@@ -5,7 +5,8 @@ only this process writes, in file order, so the result is the same for any numbe
 either engine, and a Ctrl-C loses nothing already written (on Ray it also stops the cluster's work).
 Re-running an import skips the files (and video frames) already saved. When its review, ``--map`` or group rule
 would give their samples another label or group, it refuses in one line, unless asked to update them
-(``update_saved``): then they get what the import now gives, and the ones the review drops move to the trash.
+(``update_saved``): then they get what the import now gives, the ones the review drops move to the trash, and the
+ones an earlier review dropped that this one keeps come back from it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ImportSummary:
     warnings: list[str] = field(default_factory=list)  # videos that ended early, one line each
     changed: int = 0  # samples saved before whose label or group the import now gives otherwise
     removed: int = 0  # samples saved before that the review now drops (moved to the trash)
+    restored: int = 0  # samples an earlier review dropped that this one keeps (back from the trash)
 
     def table(self) -> str:
         """A fixed-width table, one line per label plus a total."""
@@ -81,7 +83,7 @@ def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOption
 
     tasks = scan(root, options.label_map, options.grouping)
     options.review.check_files({t.relative for t in tasks})
-    changed, removed = apply_to_saved(tasks, writer, options)
+    changed, removed, restored = apply_to_saved(tasks, writer, options)
     rows: dict[str, Counter] = {}
     warnings: list[str] = []
     todo = []
@@ -126,20 +128,45 @@ def import_folder(root: str | Path, writer: DatasetWriter, options: ImportOption
                 bar.update()
     finally:
         bar.close()
-    return ImportSummary(rows, warnings, changed, removed)
+    return ImportSummary(rows, warnings, changed, removed, restored)
 
 
-def apply_to_saved(tasks: list[Task], writer: DatasetWriter, options: ImportOptions) -> tuple[int, int]:
+def apply_to_saved(tasks: list[Task], writer: DatasetWriter, options: ImportOptions) -> tuple[int, int, int]:
     """Give the samples already saved from ``tasks``' files what importing them now would: the review's label for
     their frame (or their folder's, through ``--map``) and the group rule's group; the samples the review drops
-    move to the trash. Returns (samples changed, samples removed).
+    move to the trash, and those an earlier review dropped that this one keeps come back from it (not the ones
+    removed by hand). Returns (samples changed, samples removed, samples restored).
 
     Without ``options.update_saved`` a change is refused in one line (:class:`UserError`) and nothing is touched:
-    an import re-run with a forgotten ``--map`` must not relabel a whole dataset. A drop taken back later does not
-    bring samples back from the trash.
+    an import re-run with a forgotten ``--map`` must not relabel a whole dataset.
     """
+    changes, drops, first = _changes(tasks, writer.rows(), options)
+    by_file = {task.relative: task for task in tasks}
+    back = [removed for removed in writer.dropped_by_review()
+            if (task := by_file.get(removed.row["source"])) is not None
+            and options.review.label(task.relative, int(removed.row["frame"]), task.label) is not None
+            and not writer.has(task.relative, int(removed.row["frame"]), int(removed.row["hand"]))]
+    if not changes and not drops and not back:
+        return 0, 0, 0
+    if not options.update_saved:
+        first = first or f"{back[0].row['source']} kept again"
+        what = [f"{verb} {n}" for verb, n in (("change", len(changes)), ("drop", len(drops)), ("bring back", len(back))) if n]
+        raise UserError(f"{writer.root}: this import would {' and '.join([', '.join(what[:-1]), what[-1]] if len(what) > 1 else what)} "
+                        f"of the samples saved before (first: {first}); run it with the --map, --review and --group-by "
+                        "the dataset was imported with, or add --update-saved to give them these")
+    for removed in back:
+        writer.restore(removed)
+    if back:  # back under the label they were dropped with: given this import's like the others
+        changes, drops, _ = _changes(tasks, writer.rows(), options)
+    changed = writer.update(changes) if changes else 0
+    return changed, len(writer.remove_samples(drops, by_review=True)) if drops else 0, len(back)
+
+
+def _changes(tasks: list[Task], rows: list[dict], options: ImportOptions) -> tuple[dict, list[str], str | None]:
+    """What importing ``tasks`` now gives the saved ``rows``: ({id: {"label"/"group": new}}, the ids the review
+    drops, a line about the first of them)."""
     saved: dict[str, list[dict]] = {}
-    for row in writer.rows():
+    for row in rows:
         saved.setdefault(row["source"], []).append(row)
     changes, drops, first = {}, [], None
     for task in tasks:
@@ -153,13 +180,7 @@ def apply_to_saved(tasks: list[Task], writer: DatasetWriter, options: ImportOpti
             if change:
                 changes[row["id"]] = change
                 first = first or f"{task.relative}: " + ", ".join(f"{k} {row[k]} -> {v}" for k, v in change.items())
-    if not changes and not drops:
-        return 0, 0
-    if not options.update_saved:
-        raise UserError(f"{writer.root}: this import would change {len(changes)} and drop {len(drops)} of the samples "
-                        f"saved before (first: {first}); run it with the --map, --review and --group-by the dataset "
-                        "was imported with, or add --update-saved to give them these")
-    return (writer.update(changes) if changes else 0), len(writer.remove_samples(drops)) if drops else 0
+    return changes, drops, first
 
 
 def detection_rate(summary: ImportSummary) -> float:

@@ -9,7 +9,8 @@ A dataset is a folder::
       crops/LABEL/ID.png    the crop the CNN sees (e.g. 28x28)
       large/LABEL/ID.png    the same hand rendered larger and unmasked, for re-rendering later
       files.csv             imported files that are finished, with what was found (re-imports skip them)
-      trash/                samples removed by undo or the review (moved, never deleted; rows in trash/index.csv)
+      trash/                samples removed by undo or the review (moved, never deleted; rows in trash/index.csv;
+                            the review's in trash/review-drops.txt, so that a drop taken back restores them)
       .moves                while a relabel is finishing: the old names of the files it moved (see update)
 
 Files are created exclusively (never overwritten) and a row is written only after its images,
@@ -60,6 +61,9 @@ LOCK = ".lock"
 MOVES = ".moves"  # the old names of files a relabel moved, until it has removed them
 #: Where removed samples go: their files under the same sub-folders, their rows in its own index.csv.
 TRASH = "trash"
+#: In ``trash/``: the ids of the samples a review's drop put there (``remove_samples(..., by_review=True)``), one a
+#: line, so that an import whose review takes the drop back can bring them back, and not those removed by hand.
+REVIEW_DROPS = "review-drops.txt"
 
 
 @dataclass(frozen=True)
@@ -395,14 +399,15 @@ class DatasetWriter:
         removed = self.remove_samples([sample_id])
         return removed[0] if removed else None
 
-    def remove_samples(self, sample_ids: Iterable[str]) -> "list[Removed]":
+    def remove_samples(self, sample_ids: Iterable[str], by_review: bool = False) -> "list[Removed]":
         """Take samples out of the dataset: their rows leave the index (rewritten atomically, once), their files
         move to ``trash/`` and their rows are added to ``trash/index.csv`` (rewritten atomically), so nothing is
-        deleted.
+        deleted. ``by_review``: a review's drop takes them out, and :meth:`dropped_by_review` lists them after.
 
         Returns one :class:`Removed` per sample found, in index order. In this order, a crash at any point leaves
-        a dataset that loads: the rows go to the trash index, then leave the index, and only then do the files
-        move (files no row names are ignored).
+        a dataset that loads: the review's list gains them (an id there but not in the trash is ignored), the rows
+        go to the trash index, then leave the index, and only then do the files move (files no row names are
+        ignored).
         """
         wanted = set(sample_ids)
         rows = read_rows(self.index_path)
@@ -411,6 +416,8 @@ class DatasetWriter:
             return []
         trash = self.root / TRASH
         trash.mkdir(exist_ok=True)
+        if by_review:
+            self._write_review_drops(self._review_drops() | {r["id"] for r in gone})
         self._add_to_trash_index(gone)
         self._rewrite_index([r for r in rows if r["id"] not in wanted])
         hands_left = Counter((source, frame) for source, frame, _ in self._done_hands)
@@ -490,10 +497,27 @@ class DatasetWriter:
             self._write_line([row[c] for c in COLUMNS])
         kept = [r for r in read_rows(trash / INDEX) if r["id"] != sample_id]
         atomic_write_text(trash / INDEX, _rows_csv(kept))
+        if sample_id in (drops := self._review_drops()):
+            self._write_review_drops(drops - {sample_id})
         key = (row["source"], int(row["frame"]))
         self._done.add(key)
         self._done_hands.add((*key, int(row["hand"])))
         return removed.sample
+
+    def dropped_by_review(self) -> "list[Removed]":
+        """The samples in the trash that a review's drop put there (:meth:`remove_samples` with ``by_review``), in
+        trash order: what :meth:`restore` brings back when the review takes the drop back."""
+        path, drops = self.root / TRASH / INDEX, self._review_drops()
+        if not drops or not path.is_file() or not path.stat().st_size:
+            return []
+        return [Removed(row) for row in read_rows(path) if row["id"] in drops]
+
+    def _review_drops(self) -> set[str]:
+        path = self.root / TRASH / REVIEW_DROPS
+        return set(path.read_text(encoding="utf-8").split()) if path.is_file() else set()
+
+    def _write_review_drops(self, ids: set[str]) -> None:
+        atomic_write_text(self.root / TRASH / REVIEW_DROPS, "".join(f"{i}\n" for i in sorted(ids)))
 
     def _add_to_trash_index(self, rows: list[dict]) -> None:
         path = self.root / TRASH / INDEX

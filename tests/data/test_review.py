@@ -99,6 +99,41 @@ def test_a_review_written_after_an_import_gives_the_saved_samples_what_a_fresh_i
     assert (again.changed, again.removed) == (0, 0) and (tmp_path / "ds" / INDEX).read_bytes() == index_bytes
 
 
+def test_a_drop_taken_back_brings_its_samples_back_from_the_trash_and_not_those_removed_by_hand(fingers_dir, tmp_path):
+    photos = sorted((fingers_dir / "5").glob("996_pic*.jpg"))[:3]
+    for photo in photos:
+        link(photo, tmp_path / "src" / "five" / photo.name)
+    a, b, c = (f"five/{p.name}" for p in photos)
+    dropping = ImportOptions(review=Review.read(write(tmp_path / "r.tsv", "file\tlabel", f"{b}\tdrop")), update_saved=True)
+    with DatasetWriter(tmp_path / "ds", CropSettings()) as writer:
+        import_folder(tmp_path / "src", writer, ImportOptions(), progress=False)
+        first = {r["id"]: r for r in writer.rows()}
+        assert import_folder(tmp_path / "src", writer, dropping, progress=False).removed >= 1
+        by_hand = next(r["id"] for r in writer.rows() if r["source"] == c)
+        writer.remove(by_hand)  # the review grid's delete: not the review's to take back
+    dropped = sorted(i for i, r in first.items() if r["source"] == b)
+    # The drop taken back, and the photo called none instead: refused without --update-saved, nothing touched.
+    taken_back = ImportOptions(review=Review.read(write(tmp_path / "r2.tsv", "file\tlabel", f"{b}\tnone")))
+    index_bytes = (tmp_path / "ds" / INDEX).read_bytes()
+    with DatasetWriter(tmp_path / "ds", CropSettings()) as writer, pytest.raises(UserError) as refused:
+        import_folder(tmp_path / "src", writer, taken_back, progress=False)
+    assert f"would bring back {len(dropped)} of the samples saved before (first: {b} kept again)" in str(refused.value)
+    assert (tmp_path / "ds" / INDEX).read_bytes() == index_bytes
+    with DatasetWriter(tmp_path / "ds", CropSettings()) as writer:
+        summary = import_folder(tmp_path / "src", writer, replace(taken_back, update_saved=True), progress=False)
+    assert (summary.restored, summary.changed, summary.removed, summary.total("saved")) == (len(dropped), len(dropped), 0, 0)
+    rows = {r["id"]: r for r in index_rows(tmp_path / "ds")}
+    assert sorted(i for i, r in rows.items() if r["source"] == b) == dropped  # the same samples, ids and all
+    for i in dropped:
+        assert rows[i] == {**first[i], "label": "none"} and (tmp_path / "ds" / "crops" / "none" / f"{i}.png").is_file()
+    assert [r["id"] for r in read_rows(tmp_path / "ds" / "trash" / INDEX)] == [by_hand]  # removed by hand: stays
+    assert by_hand not in rows and (tmp_path / "ds" / "trash" / "crops" / "five" / f"{by_hand}.png").is_file()
+    with DatasetWriter(tmp_path / "ds", CropSettings()) as writer:
+        assert writer.dropped_by_review() == []
+        again = import_folder(tmp_path / "src", writer, replace(taken_back, update_saved=True), progress=False)
+    assert (again.restored, again.changed, again.removed) == (0, 0, 0)
+
+
 @pytest.mark.skipif(not (REPO / "data" / "reviews").is_dir(), reason="no committed reviews")
 def test_the_committed_datasets_hold_what_their_reviews_decide():
     """Every file a committed review names is in its dataset with the review's label, or absent when dropped
