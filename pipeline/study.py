@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_options(parser, default_data="data/fingers")
     add_fill_option(parser.add_argument_group("crop settings (the datasets' crops are re-rendered to them)"), None)
-    parser.add_argument("--out", metavar="DIR", help="study folder (default: runs/study-NAME[-quick])")
+    parser.add_argument("--out", metavar="DIR", help="study folder (default: runs/study-NAME[-FILL][-quick])")
     parser.add_argument("--quick", action="store_true",
                         help="a small grid (3 variants x 2 seeds x 1 split, few epochs, a subset of MNIST/Sign-MNIST)")
     parser.add_argument("--variants", nargs="+", metavar="V",
