@@ -152,8 +152,9 @@ def apply_to_saved(tasks: list[Task], writer: DatasetWriter, options: ImportOpti
         first = first or f"{back[0].row['source']} kept again"
         what = [f"{verb} {n}" for verb, n in (("change", len(changes)), ("drop", len(drops)), ("bring back", len(back))) if n]
         said = what[0] if len(what) == 1 else ", ".join(what[:-1]) + " and " + what[-1]
-        raise UserError(f"{writer.root}: this import would {said} of the samples saved before (first: {first}); run it with the --map, --review and --group-by "
-                        "the dataset was imported with, or add --update-saved to give them these")
+        raise UserError(f"{writer.root}: this import would {said} of the samples saved before (first: {first}); run it "
+                        "with the --map, --review and --group-by the dataset was imported with, or add --update-saved to "
+                        "give them these")
     for removed in back:
         writer.restore(removed)
     if back:  # back under the label they were dropped with: given this import's like the others
