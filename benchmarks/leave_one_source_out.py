@@ -12,7 +12,7 @@ photos of each held-out source also go through the whole path again, as they are
 180 degrees.
 
     python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0] [--none-poses 0]
-                                              [--pose-tilt 0] [--pose-spread 0.4 1.2] [--thumb-in 0.7] [--none-circles 0] [--none-tilt 30]
+                                              [--pose-tilt 0] [--pose-spread 0.4 1.2] [--thumb-in 0] [--none-circles 0] [--none-tilt 30]
                                               [--turned 60] [--no-mlp]
 
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.

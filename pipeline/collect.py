@@ -154,7 +154,7 @@ def run_import(args: argparse.Namespace) -> int:
     if summary.changed or summary.removed or summary.restored:
         print(f"samples saved before: {summary.changed} given the label or group this import gives them, "
               f"{summary.removed} dropped by the review (moved to {args.data}/trash), {summary.restored} that an "
-              f"earlier review dropped back from the trash")
+              f"earlier review dropped back from the trash (and given this import's label and group)")
     print(f"saved={summary.total('saved')} skipped={summary.total('skipped')} changed={summary.changed} "
           f"removed={summary.removed} restored={summary.restored} hand_rate={detection_rate(summary):.3f} seconds={seconds:.1f} data={args.data}")
     return 0

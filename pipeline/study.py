@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pipeline.cli_options import add_data_options, add_engine_options, add_fill_option, at_least, command_name, data_spec_from, engine_from
+from pipeline.data.spec import changed_fill
 from pipeline.errors import run_command
 from pipeline.lenet.model import VARIANTS
 from pipeline.training.architecture_study import MLP, REFERENCE, default_config, paired_table, run_study, summary_table
@@ -72,8 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      **({"variants": tuple(args.variants)} if args.variants else {}),
                      **({"seeds": tuple(args.seeds)} if args.seeds else {}),
                      **({"splits": tuple(args.splits)} if args.splits else {}),
-                     **({"limit": args.limit} if args.limit is not None else {}), fill=args.fill)
-    out = Path(args.out or f"runs/study-{config.name}{f'-{args.fill}' if args.fill else ''}{'-quick' if args.quick else ''}")
+                     **({"limit": args.limit} if args.limit is not None else {}))
+    config = replace(config, fill=changed_fill(config.data, args.fill))
+    out = Path(args.out or f"runs/study-{config.name}{f'-{config.fill}' if config.fill else ''}{'-quick' if args.quick else ''}")
     command = "python -m pipeline.study " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     result = run_study(config, out, progress=not args.quiet, command=command, remeasure=args.remeasure, engine=engine)
     if not result.summary.empty:

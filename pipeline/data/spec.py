@@ -64,6 +64,13 @@ def fill_settings(spec: DataSpec, fill: str | None) -> CropSettings | None:
     return dataset_settings(spec.paths[0], fill=fill) if fill else None
 
 
+def changed_fill(spec: DataSpec, fill: str | None) -> str | None:
+    """``fill``, or None when it is what the first dataset folder was made with (no change, so that a study run with
+    ``--fill`` set to the folders' own fill is the one run without it)."""
+    check_fill(spec, fill)
+    return fill if fill and dataset_settings(spec.paths[0]).fill != fill else None
+
+
 def load_data(spec: DataSpec, settings: CropSettings | None = None, progress: bool = False) -> Dataset:
     """Load what ``spec`` names; several dataset folders become one dataset (see :func:`load_datasets`)."""
     if spec.kind == "mnist":

@@ -259,11 +259,15 @@ class DatasetWriter:
                 self._done_hands.add((row["source"], int(row["frame"]), int(row["hand"])))
                 next_id = max(next_id, int(row["id"]) + 1)
         self._finish_moves(rows)
-        # Files of a sample whose row never got written (a crash in between) must not be reused.
+        # Files of a sample whose row never got written (a crash in between) must not be reused, nor the ids of the
+        # trash's rows (review-drops.txt names them).
         for sub in ("crops", "large", "trash"):
             for png in (self.root / sub).glob("**/*.png"):
                 if png.stem.isdigit():
                     next_id = max(next_id, int(png.stem) + 1)
+        trashed = self.root / TRASH / INDEX
+        for row in read_rows(trashed) if trashed.is_file() and trashed.stat().st_size else ():
+            next_id = max(next_id, int(row["id"]) + 1)
         self._next_id = next_id
         self.files_path = self.root / FILES
         self._files: dict[str, str] = {}
@@ -416,8 +420,10 @@ class DatasetWriter:
             return []
         trash = self.root / TRASH
         trash.mkdir(exist_ok=True)
-        if by_review:
-            self._write_review_drops(self._review_drops() | {r["id"] for r in gone})
+        # The review's list names exactly the samples its drops trashed: a removal by hand takes an id off it.
+        ids, drops = {r["id"] for r in gone}, self._review_drops()
+        if (drops | ids if by_review else drops - ids) != drops:
+            self._write_review_drops(drops | ids if by_review else drops - ids)
         self._add_to_trash_index(gone)
         self._rewrite_index([r for r in rows if r["id"] not in wanted])
         hands_left = Counter((source, frame) for source, frame, _ in self._done_hands)
@@ -506,11 +512,15 @@ class DatasetWriter:
 
     def dropped_by_review(self) -> "list[Removed]":
         """The samples in the trash that a review's drop put there (:meth:`remove_samples` with ``by_review``), in
-        trash order: what :meth:`restore` brings back when the review takes the drop back."""
+        trash order: what :meth:`restore` brings back when the review takes the drop back. Left out: a row whose
+        sample is in the index (a restore stopped by a crash before the trash index was rewritten) and one whose
+        crop is in neither folder (a trash emptied by hand), which could not load."""
         path, drops = self.root / TRASH / INDEX, self._review_drops()
         if not drops or not path.is_file() or not path.stat().st_size:
             return []
-        return [Removed(row) for row in read_rows(path) if row["id"] in drops]
+        live = {r["id"] for r in read_rows(self.index_path)}
+        return [Removed(row) for row in read_rows(path) if row["id"] in drops and row["id"] not in live
+                and any((self.root / sub / row["label"] / f"{row['id']}.png").is_file() for sub in (TRASH + "/crops", "crops"))]
 
     def _review_drops(self) -> set[str]:
         path = self.root / TRASH / REVIEW_DROPS
@@ -521,7 +531,8 @@ class DatasetWriter:
 
     def _add_to_trash_index(self, rows: list[dict]) -> None:
         path = self.root / TRASH / INDEX
-        kept = read_rows(path) if path.is_file() and path.stat().st_size else []
+        ids = {r["id"] for r in rows}  # a sample trashed again replaces its old row
+        kept = [r for r in read_rows(path) if r["id"] not in ids] if path.is_file() and path.stat().st_size else []
         atomic_write_text(path, _rows_csv([*kept, *rows]))  # whole, never a torn append
 
     def _rewrite_index(self, rows: list[dict]) -> None:

@@ -329,21 +329,28 @@ def _check_recipe(out: Path, config: StudyConfig, command: str | None) -> dict:
 
     An old study's ``split_seed`` is not part of the recipe any more (the split is a grid dimension now).
     """
-    path = out / "study.json"
-    recipe = config.recipe()
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        old = {k: v for k, v in saved["recipe"].items() if k != "split_seed"}
-        if old != recipe:
-            diff = sorted(k for k in set(recipe) | set(old) if old.get(k) != recipe.get(k))
-            raise UserError(f"{out} holds a study with another recipe (differs in {', '.join(diff)}); "
-                            "rerun with the same settings, or pass another --out")
+    saved = _saved_study(out, config)
+    if saved is not None:
         return saved
-    meta = {"recipe": recipe, "command": command, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    meta = {"recipe": config.recipe(), "command": command, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "torch": torch.__version__, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(out / "study.json", json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def _saved_study(out: Path, config: StudyConfig) -> dict | None:
+    """``out/study.json``, refused in one line when its recipe is not ``config``'s; None when there is none yet."""
+    path = out / "study.json"
+    if not path.is_file():
+        return None
+    saved, recipe = json.loads(path.read_text()), config.recipe()
+    old = {k: v for k, v in saved["recipe"].items() if k != "split_seed"}
+    if old != recipe:
+        diff = sorted(k for k in set(recipe) | set(old) if old.get(k) != recipe.get(k))
+        raise UserError(f"{out} holds a study with another recipe (differs in {', '.join(diff)}); "
+                        "rerun with the same settings, or pass another --out")
+    return saved
 
 
 def _check_grid(config: StudyConfig) -> None:
@@ -380,6 +387,7 @@ def run_study(config: StudyConfig, out: str | Path, progress: bool = True, comma
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; pass another --out")
     check_writable(out, "--out")
+    _saved_study(out, config)  # another recipe is refused before the data loads (with a fill, a long re-render)
     data = data if data is not None else load_study_data(config)
     table = read_results(out)  # before study.json is written: an old table reads its split from the old recipe
     meta = _check_recipe(out, config, command)

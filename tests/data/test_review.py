@@ -128,10 +128,22 @@ def test_a_drop_taken_back_brings_its_samples_back_from_the_trash_and_not_those_
         assert rows[i] == {**first[i], "label": "none"} and (tmp_path / "ds" / "crops" / "none" / f"{i}.png").is_file()
     assert [r["id"] for r in read_rows(tmp_path / "ds" / "trash" / INDEX)] == [by_hand]  # removed by hand: stays
     assert by_hand not in rows and (tmp_path / "ds" / "trash" / "crops" / "five" / f"{by_hand}.png").is_file()
+    for i in dropped:
+        assert (tmp_path / "ds" / "large" / "none" / f"{i}.png").is_file()
     with DatasetWriter(tmp_path / "ds", CropSettings()) as writer:
         assert writer.dropped_by_review() == []
         again = import_folder(tmp_path / "src", writer, replace(taken_back, update_saved=True), progress=False)
-    assert (again.restored, again.changed, again.removed) == (0, 0, 0)
+        assert (again.restored, again.changed, again.removed) == (0, 0, 0)
+        # Dropped again and taken back again: the trash holds each sample once, and the review's list ends empty.
+        assert import_folder(tmp_path / "src", writer, dropping, progress=False).removed == len(dropped)
+        assert import_folder(tmp_path / "src", writer, replace(taken_back, update_saved=True), progress=False).restored == len(dropped)
+        trashed = [r["id"] for r in read_rows(tmp_path / "ds" / "trash" / INDEX)]
+        assert trashed == [by_hand] and writer.dropped_by_review() == []
+        # Removed by hand after the review brought it back: never the review's to bring back again.
+        writer.remove(dropped[0])
+        assert writer.dropped_by_review() == []
+        assert import_folder(tmp_path / "src", writer, replace(taken_back, update_saved=True), progress=False).restored == 0
+    assert (tmp_path / "ds" / "trash" / "review-drops.txt").read_text() == ""
 
 
 @pytest.mark.skipif(not (REPO / "data" / "reviews").is_dir(), reason="no committed reviews")

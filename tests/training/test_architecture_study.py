@@ -18,7 +18,7 @@ import torch
 import pipeline.training.architecture_study as studies
 from helpers import DATA, REPO, require
 from pipeline.data.load import read_meta
-from pipeline.data.spec import DataSpec
+from pipeline.data.spec import DataSpec, changed_fill
 from pipeline.errors import run_command
 from pipeline.lenet.checkpoint import load_model
 from pipeline.lenet.model import build_model, count_parameters
@@ -125,7 +125,7 @@ def test_the_grid_can_grow_but_the_recipe_cannot_change(study, tmp_path: Path) -
         f"error: {out} holds a study with another recipe (differs in train); rerun with the same settings, or pass another --out"]
 
 
-def test_a_study_of_depth_crops_trains_on_them_and_records_the_fill(study, tmp_path: Path) -> None:
+def test_a_study_of_depth_crops_trains_on_them_and_records_the_fill(study, tmp_path: Path, monkeypatch) -> None:
     """--fill draws the crops again for every cell, as train --fill does; the recipe holds it, so a rerun without it
     is refused, and a study made before the option (no fill in its recipe) reads as without one."""
     gestures = REPO / "data" / "gestures"
@@ -138,10 +138,14 @@ def test_a_study_of_depth_crops_trains_on_them_and_records_the_fill(study, tmp_p
     run = pd.read_csv(out / "results.csv")["run"].iloc[0]
     assert load_model(out / run / "model.pt").crop_settings.fill == "depth" != read_meta(gestures).settings.fill
     assert "drawn again with `--fill depth`" in (out / "summary.md").read_text()
+    monkeypatch.setattr(studies, "load_study_data", lambda *a: pytest.fail("loaded the data before checking the recipe"))
     code, _, err = cli(*args, "--out", str(out))
     assert code == 2 and err.strip().splitlines() == [
         f"error: {out} holds a study with another recipe (differs in fill); rerun with the same settings, or pass another --out"]
     assert "fill" not in json.loads((study[0] / "study.json").read_text())["recipe"]
+    # The folders' own fill is no change: the study run without --fill.
+    spec = DataSpec("hands", (str(gestures),))
+    assert (changed_fill(spec, "image"), changed_fill(spec, "depth"), changed_fill(spec, None)) == (None, "depth", None)
 
 
 def test_mnist_summary_names_the_split_and_the_subset(tmp_path: Path) -> None:
