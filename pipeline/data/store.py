@@ -422,8 +422,9 @@ class DatasetWriter:
         trash.mkdir(exist_ok=True)
         # The review's list names exactly the samples its drops trashed: a removal by hand takes an id off it.
         ids, drops = {r["id"] for r in gone}, self._review_drops()
-        if (drops | ids if by_review else drops - ids) != drops:
-            self._write_review_drops(drops | ids if by_review else drops - ids)
+        listed = drops | ids if by_review else drops - ids
+        if listed != drops:
+            self._write_review_drops(listed)
         self._add_to_trash_index(gone)
         self._rewrite_index([r for r in rows if r["id"] not in wanted])
         hands_left = Counter((source, frame) for source, frame, _ in self._done_hands)
