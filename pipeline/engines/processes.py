@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import os
 import signal
-import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +19,7 @@ from multiprocessing import resource_tracker
 from typing import Any, Callable, Iterator, Sequence
 
 from pipeline.engines import start_worker
+from pipeline.interrupts import ctrl_c_deferred
 
 #: Items in flight per worker: one being worked on, one waiting, so a worker never idles between items.
 DEPTH = 2
@@ -157,20 +156,12 @@ def _ctrl_c_held() -> Iterator[None]:
     resource_tracker.ensure_running()  # its first start unblocks SIGINT on its way out
     # The mask holds the signal back from this thread only: another (tqdm's monitor) may take it, and Python
     # would then raise KeyboardInterrupt in the main thread mid-start. So Python's handler waits too.
-    main = threading.current_thread() is threading.main_thread()  # the only thread that may set handlers
-    held: list[int] = []
-    handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum)) if main else None
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a Ctrl-C held back by the mask arrives here
-        if main:
-            signal.signal(signal.SIGINT, handler)
-            if held and callable(handler):
-                handler(signal.SIGINT, None)  # Python's own raises KeyboardInterrupt
-            elif held and handler == signal.SIG_DFL:
-                os.kill(os.getpid(), signal.SIGINT)
+    with ctrl_c_deferred():
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a Ctrl-C held back by the mask arrives here
 
 
 def _call(func: Callable, item: Any) -> Any:

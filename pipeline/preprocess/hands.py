@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.interrupts import ctrl_c_deferred
 from pipeline.resources import HAND_LANDMARKER, asset
 
 #: The bundle shipped in the package (Google's MediaPipe hand landmarker, float16 v1, Apache-2.0).
@@ -207,7 +208,7 @@ class HandDetector:
         )
         self._landmarker = None
         try:
-            with _quiet_native_logs():
+            with _quiet_native_logs(), ctrl_c_deferred():
                 self._landmarker = vision.HandLandmarker.create_from_options(options)
         except Exception as e:  # noqa: BLE001  (a bundle that passed the file checks but is no model)
             detail = " ".join(str(e).split())[:200]
@@ -247,8 +248,8 @@ class HandDetector:
 
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
-        # The first call logs a few native warnings too.
-        with contextlib.nullcontext() if self._warmed else _quiet_native_logs():
+        # The first call logs a few native warnings too. A Ctrl-C waits for the native call (see pipeline.interrupts).
+        with contextlib.nullcontext() if self._warmed else _quiet_native_logs(), ctrl_c_deferred():
             if self.video:
                 ms = max(int(timestamp_ms), self._last_ms + 1)
                 self._last_ms = ms
@@ -262,7 +263,7 @@ class HandDetector:
     def close(self) -> None:
         """Release MediaPipe's graph (safe to call twice)."""
         if self._landmarker is not None:
-            with _quiet_native_logs():
+            with _quiet_native_logs(), ctrl_c_deferred():
                 self._landmarker.close()
             self._landmarker = None
         _OPEN.discard(self)

@@ -127,6 +127,56 @@ def test_detector_closes_twice_and_refuses_zero_hands():
         HandDetector(num_hands=0)
 
 
+# Run in a child: without the fix this segfaults, and would take the whole test session down with it.
+CTRL_C_DURING_DETECTION = """
+import os, signal, sys, threading, time
+from pipeline.preprocess.hands import HandDetector
+from pipeline.preprocess.sources import read_image
+
+image = read_image(sys.argv[1])
+with HandDetector(video=True) as detector:
+    landmarker = detector._landmarker
+    entered, returned = threading.Event(), []
+    real = landmarker.detect_for_video
+
+    def spy(*args, **kwargs):
+        entered.set()
+        result = real(*args, **kwargs)
+        returned.append(len(result.hand_landmarks))
+        return result
+
+    def ctrl_c_while_queued():  # on MediaPipe's one thread, so the detection waits behind it
+        entered.wait(10)
+        time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+
+    landmarker.detect_for_video = spy
+    landmarker._lib._executor.submit(ctrl_c_while_queued)
+    try:
+        detector.detect(image, 0)
+        print("no KeyboardInterrupt")
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt after", returned, "hands", flush=True)
+    print("handler restored", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    print("then", len(detector.detect(image, 40)), "hand")
+"""
+
+
+def test_a_ctrl_c_during_detection_waits_for_the_native_call(open_palm):
+    """MediaPipe works on a thread of its own while this one waits; a Ctrl-C that broke the wait let Python
+    free the result and the image the native call was still using: a segfault instead of exit code 130."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_DURING_DETECTION, str(open_palm.path)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "GLOG_minloglevel": "2"})
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    # The native call ran to its end (it found the hand) before KeyboardInterrupt was raised, and the graph still works.
+    assert proc.stdout.splitlines() == ["KeyboardInterrupt after [1] hands", "handler restored True", "then 1 hand"]
+
+
 @pytest.fixture
 def no_env(monkeypatch):
     monkeypatch.delenv(HAND_MODEL_ENV, raising=False)
