@@ -11,8 +11,8 @@ PACKAGE = REPO / "pipeline"
 #: The stages in the order a frame flows through them; a module may import its own stage and those before it.
 LAYERS = [
     # pipeline.engines: where parallel work runs (local processes, Ray); the stages hand it their work.
-    {"pipeline", "pipeline.errors", "pipeline.labels", "pipeline.files", "pipeline.resources", "pipeline.engines",
-     "pipeline.stats"},
+    {"pipeline", "pipeline.errors", "pipeline.interrupts", "pipeline.labels", "pipeline.files", "pipeline.resources",
+     "pipeline.engines", "pipeline.stats"},
     {"pipeline.preprocess"},
     {"pipeline.draw"},
     {"pipeline.data"},
@@ -68,5 +68,5 @@ def test_no_module_imports_a_later_stage_or_a_command() -> None:
 
 def test_every_module_file_belongs_to_a_stage_or_is_a_command() -> None:
     flat = {p.stem for p in PACKAGE.glob("*.py")}
-    assert flat == {"__init__", "__main__", "cli", "cli_options", "errors", "files", "labels", "resources", "stats",
+    assert flat == {"__init__", "__main__", "cli", "cli_options", "errors", "files", "interrupts", "labels", "resources", "stats",
                     *(c.split(".")[1] for c in COMMANDS)}
