@@ -13,7 +13,7 @@ photos of each held-out source also go through the whole path again, as they are
 
     python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0] [--none-poses 0]
                                               [--pose-tilt 0] [--pose-spread 0.4 1.2] [--thumb-in 0] [--none-circles 0] [--none-tilt 30]
-                                              [--turned 60] [--no-mlp]
+                                              [--turned 60] [--no-mlp] [--predictions errors.csv]
 
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
 
@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
 
 from pipeline.cli_options import at_least  # noqa: E402
 from pipeline.data.load import Dataset, concat_datasets, landmarks_of, load_dataset  # noqa: E402
+from pipeline.files import atomic_write_text  # noqa: E402
 from pipeline.labels import NONE_LABEL  # noqa: E402
 from pipeline.lenet.checkpoint import load_model  # noqa: E402
 from pipeline.lenet.model import predict_logits  # noqa: E402
@@ -143,6 +144,9 @@ def main() -> None:
     parser.add_argument("--none-tilt", type=float, metavar="DEG",
                         help="turn each drawn non-gesture in 3D by up to DEG degrees (default: the training default)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--predictions", type=Path, metavar="CSV",
+                        help="also write every held-out crop's answer here (source, index id, photo, label, answer, "
+                             "confidence, back of hand, the goals' kinds), to look at the errors")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -160,6 +164,7 @@ def main() -> None:
     import pandas as pd
 
     rows, shown_all, truth_all, turned = [], [], [], {"upright": [], "turned90": [], "turned180": []}
+    answered = []  # per held-out crop, for --predictions
     kinds_all = {kind: [] for kind in KINDS}
     for k, held in enumerate(parts):
         name = held.root.name
@@ -190,6 +195,11 @@ def main() -> None:
             kinds_all[kind].append(rows_of_kind)
             row[f"{kind}_n"] = int(rows_of_kind.sum())
             row[kind] = float((shown == truth)[rows_of_kind].mean()) if rows_of_kind.any() else float("nan")
+        answered.append(pd.DataFrame({
+            "source": name, "id": test.index["id"], "photo": test.index["source"], "label": np.asarray(labels)[truth],
+            "answer": np.where(shown < 0, "no answer", np.asarray(labels)[np.maximum(shown, 0)]),
+            "confidence": probs.max(1).round(4), "back_of_hand": back,
+            **{kind: mask for kind, mask in kinds_of_hand(test).items()}}))
         if not args.no_mlp:
             from pipeline.training.landmark_mlp import LANDMARK_CONFIG, predict_landmark_mlp, train_landmark_mlp
 
@@ -207,6 +217,8 @@ def main() -> None:
         matrix = pd.DataFrame(cells, index=names, columns=names)
         print(matrix.loc[matrix.sum(axis=1) > 0].to_string(), flush=True)
 
+    if args.predictions:
+        atomic_write_text(args.predictions, pd.concat(answered).to_csv(index=False))
     table = pd.DataFrame(rows).set_index("source")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     pooled_shown, pooled_truth = np.concatenate(shown_all), np.concatenate(truth_all)
