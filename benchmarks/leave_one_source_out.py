@@ -146,7 +146,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--predictions", type=Path, metavar="CSV",
                         help="also write every held-out crop's answer here (source, index id, photo, label, answer, "
-                             "confidence, back of hand, the goals' kinds), to look at the errors")
+                             "confidence, back of hand, the goals' kinds, each label's probability), to look at the "
+                             "errors")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -199,7 +200,8 @@ def main() -> None:
             "source": name, "id": test.index["id"], "photo": test.index["source"], "label": np.asarray(labels)[truth],
             "answer": np.where(shown < 0, "no answer", np.asarray(labels)[np.maximum(shown, 0)]),
             "confidence": probs.max(1).round(4), "back_of_hand": back,
-            **{kind: mask for kind, mask in kinds_of_hand(test).items()}}))
+            **{kind: mask for kind, mask in kinds_of_hand(test).items()},
+            **{f"p_{label}": probs[:, j].round(4) for j, label in enumerate(labels)}}))
         if not args.no_mlp:
             from pipeline.training.landmark_mlp import LANDMARK_CONFIG, predict_landmark_mlp, train_landmark_mlp
 
