@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
 
 from pipeline.cli_options import at_least  # noqa: E402
 from pipeline.data.load import Dataset, concat_datasets, landmarks_of, load_dataset  # noqa: E402
-from pipeline.files import atomic_write_text  # noqa: E402
+from pipeline.errors import run_command  # noqa: E402
+from pipeline.files import atomic_write_text, check_writable  # noqa: E402
 from pipeline.labels import NONE_LABEL  # noqa: E402
 from pipeline.lenet.checkpoint import load_model  # noqa: E402
 from pipeline.lenet.model import predict_logits  # noqa: E402
@@ -145,10 +146,12 @@ def main() -> None:
                         help="turn each drawn non-gesture in 3D by up to DEG degrees (default: the training default)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--predictions", type=Path, metavar="CSV",
-                        help="also write every held-out crop's answer here (source, index id, photo, label, answer, "
-                             "confidence, back of hand, the goals' kinds, each label's probability), to look at the "
-                             "errors")
+                        help="also write every held-out crop's answer here (source, index id, photo, label, answer as the "
+                             "demo gives it, confidence: the top class's probability, back of hand, the goals' kinds, "
+                             "each label's probability), to look at the errors")
     args = parser.parse_args()
+    if args.predictions:  # refused now, not after the whole run
+        check_writable(args.predictions.resolve().parent, "--predictions")
     if args.threads:
         torch.set_num_threads(args.threads)
     parts = [load_dataset(d) for d in args.data]
@@ -187,12 +190,12 @@ def main() -> None:
                         turned[key].append((result.true == result.predicted).sum() / max(len(result.true), 1))
         truth = test.labels.numpy()
         shown = answers(probs, labels, THRESHOLD)
-        back = back_of_hand(test)
+        back, kinds = back_of_hand(test), kinds_of_hand(test)
         row = {"source": name, "n": len(test), "cnn": float((probs.argmax(1) == truth).mean()),
                "shown": float((shown == truth).mean()), "back_n": int(back.sum()),
                "back": float((probs.argmax(1) == truth)[back].mean()) if back.any() else float("nan"),
                **none_scores(shown, truth, labels)}
-        for kind, rows_of_kind in kinds_of_hand(test).items():  # as the demo answers them
+        for kind, rows_of_kind in kinds.items():  # as the demo answers them
             kinds_all[kind].append(rows_of_kind)
             row[f"{kind}_n"] = int(rows_of_kind.sum())
             row[kind] = float((shown == truth)[rows_of_kind].mean()) if rows_of_kind.any() else float("nan")
@@ -200,7 +203,7 @@ def main() -> None:
             "source": name, "id": test.index["id"], "photo": test.index["source"], "label": np.asarray(labels)[truth],
             "answer": np.where(shown < 0, "no answer", np.asarray(labels)[np.maximum(shown, 0)]),
             "confidence": probs.max(1).round(4), "back_of_hand": back,
-            **{kind: mask for kind, mask in kinds_of_hand(test).items()},
+            **kinds,
             **{f"p_{label}": probs[:, j].round(4) for j, label in enumerate(labels)}}))
         if not args.no_mlp:
             from pipeline.training.landmark_mlp import LANDMARK_CONFIG, predict_landmark_mlp, train_landmark_mlp
@@ -237,4 +240,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(lambda _argv: main()))  # a user error is one line, not a traceback

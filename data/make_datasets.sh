@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Make every committed dataset under data/ from the real photos in ../shared/data, with the label
 # reviews in data/reviews applied. Rerunning continues where an import stopped (nothing found is redone;
-# photos of other people where no hand was found are searched again, see collect --retry-missed).
+# photos of other people where no hand was found are searched again, see collect --retry-missed), and applies
+# a review changed since to the samples saved before (collect --update-saved: relabelled, dropped to trash/).
 #   bash data/make_datasets.sh [SHARED_DATA] [WORKERS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${1:-../shared/data}
 workers=${2:-2}
 many="$shared/hands_many"
-collect() { python -m pipeline.collect --workers "$workers" --quiet "$@"; }
+collect() { python -m pipeline.collect --workers "$workers" --quiet --update-saved "$@"; }
 # The other people's photos: search again those in which an earlier import found no hand (close-ups, which
-# the detector now finds inside a border). data/fingers is left as first imported (the tests' splits use it),
-# its review applied afterwards with --update-saved.
+# the detector now finds inside a border). data/fingers is left as first imported (the tests' splits use it).
 again() { collect --retry-missed "$@"; }
 
 collect --from "$shared/fingers" --data data/fingers --review data/reviews/fingers.tsv \
