@@ -169,6 +169,8 @@ def main() -> None:
 
     rows, shown_all, truth_all, turned = [], [], [], {"upright": [], "turned90": [], "turned180": []}
     answered = []  # per held-out crop, for --predictions
+    # What the demo shows, by answer index; labels without none: "no answer" (-1, below the threshold) is the last.
+    names = labels if NONE_LABEL in labels else [*labels, "no answer"]
     kinds_all = {kind: [] for kind in KINDS}
     for k, held in enumerate(parts):
         name = held.root.name
@@ -201,7 +203,7 @@ def main() -> None:
             row[kind] = float((shown == truth)[rows_of_kind].mean()) if rows_of_kind.any() else float("nan")
         answered.append(pd.DataFrame({
             "source": name, "id": test.index["id"], "photo": test.index["source"], "label": np.asarray(labels)[truth],
-            "answer": np.where(shown < 0, "no answer", np.asarray(labels)[np.maximum(shown, 0)]),
+            "answer": np.asarray(names)[np.where(shown < 0, len(labels), shown)],
             "confidence": probs.max(1).round(4), "back_of_hand": back,
             **kinds,
             **{f"p_{label}": probs[:, j].round(4) for j, label in enumerate(labels)}}))
@@ -216,8 +218,6 @@ def main() -> None:
         print(f"held out {name}: " + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                                               if k != "source"), flush=True)
         # Where its crops went, as the demo answers them: rows the true label, columns the answer.
-        # Labels without none: "no answer" (-1, below the threshold) gets a column of its own.
-        names = labels if NONE_LABEL in labels else [*labels, "no answer"]
         cells = confusion(truth, np.where(shown < 0, len(labels), shown), len(names))
         matrix = pd.DataFrame(cells, index=names, columns=names)
         print(matrix.loc[matrix.sum(axis=1) > 0].to_string(), flush=True)
