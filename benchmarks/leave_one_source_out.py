@@ -13,7 +13,7 @@ photos of each held-out source also go through the whole path again, as they are
 
     python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0] [--none-poses 0]
                                               [--pose-tilt 0] [--pose-spread 0.4 1.2] [--thumb-in 0] [--none-circles 0] [--none-tilt 30]
-                                              [--turned 60] [--no-mlp] [--predictions errors.csv]
+                                              [--pose-flip 0.5] [--style-poses 0.07] [--turned 60] [--no-mlp] [--predictions errors.csv]
 
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
 
@@ -134,6 +134,13 @@ def main() -> None:
     parser.add_argument("--none-circles", type=float, metavar="SHARE",
                         help="the share of drawn non-gestures that close a thumb-index circle (the OK sign; default: the "
                              "training default)")
+    parser.add_argument("--pose-flip", type=float, metavar="SHARE",
+                        help="draw this share of the finger-pose copies as the pose seen from its other side (each "
+                             "folded finger's depth reversed about its base, as MediaPipe draws a back of the hand; "
+                             "default: the training default)")
+    parser.add_argument("--style-poses", type=float, metavar="SHARE",
+                        help="drawn counts in other styles (a two of thumb and index, a thumb-out three), as a share of "
+                             "the training crops (default: the training default)")
     parser.add_argument("--pose-spread", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="scale each finger-pose copy's raised fingers' angles to the palm's axis by a factor in "
                              "[LOW, HIGH] (default: the training default)")
@@ -143,7 +150,8 @@ def main() -> None:
     parser.add_argument("--pose-tilt", type=float, metavar="DEG",
                         help="turn each finger-pose copy in 3D by up to DEG degrees (default: the training default)")
     parser.add_argument("--none-tilt", type=float, metavar="DEG",
-                        help="turn each drawn non-gesture in 3D by up to DEG degrees (default: the training default)")
+                        help="turn each drawn non-gesture (and drawn count style) in 3D by up to DEG degrees (default: "
+                             "the training default)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--predictions", type=Path, metavar="CSV",
                         help="also write every held-out crop's answer here (source, index id, photo, label, answer as the "
@@ -163,7 +171,8 @@ def main() -> None:
     config = replace(TrainConfig(), epochs=args.epochs, seed=args.seed)
     asked = {"pose_copies": args.pose_copies, "none_poses": args.none_poses, "pose_tilt_deg": args.pose_tilt,
              "none_circles": args.none_circles, "none_tilt_deg": args.none_tilt,
-             "thumb_in": args.thumb_in, **dict(zip(("pose_low", "pose_high"), args.pose_spread or (None, None)))}
+             "thumb_in": args.thumb_in, "style_poses": args.style_poses,
+             "pose_flip": args.pose_flip, **dict(zip(("pose_low", "pose_high"), args.pose_spread or (None, None)))}
     config = replace(config, augment=replace(config.augment, **{k: v for k, v in asked.items() if v is not None}))
     import pandas as pd
 

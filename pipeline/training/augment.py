@@ -51,15 +51,21 @@ class AugmentConfig:
     # (fingers toward or away from the camera) and about its length axis (the palm toward edge-on), and its
     # square fitted again (finger_poses.tilt_hand).
     pose_tilt_deg: float = 30.0
+    # This share of the copies is drawn as the pose seen from its other side (finger_poses.other_side): each folded
+    # finger's depth reversed about its base, as MediaPipe draws a back of the hand.
+    pose_flip: float = 0.0
     # Drawn non-gestures (finger_poses.none_poses), as a share of the training crops (copies included),
     # labelled none. Only for the count labels with none, on crops drawn from the landmarks.
     none_poses: float = 0.25
     # The share of those that close a circle of thumb and index, the other fingers raised: the OK sign
     # (finger_poses.CIRCLES).
     none_circles: float = 0.2
-    # Each drawn non-gesture also turned in 3D by up to this many degrees, as the pose copies are by
-    # pose_tilt_deg (finger_poses.none_hands).
+    # Each drawn non-gesture (and drawn count style, below) also turned in 3D by up to this many degrees, as the pose
+    # copies are by pose_tilt_deg (finger_poses.none_hands).
     none_tilt_deg: float = 0.0
+    # Drawn counts in other styles (finger_poses.style_poses: a two of thumb and index, a thumb-out three), as a share
+    # of the training crops (copies included), labelled with their count.
+    style_poses: float = 0.0
 
     def __post_init__(self) -> None:
         if self.pose_copies < 0 or not 0 < self.pose_low <= self.pose_high:
@@ -73,6 +79,10 @@ class AugmentConfig:
             raise UserError(f"drawn non-gestures need none_poses >= 0, got {self.none_poses}")
         if not 0 <= self.none_circles <= 1:
             raise UserError(f"drawn circles need 0 <= none_circles <= 1, got {self.none_circles}")
+        if not 0 <= self.pose_flip <= 1:
+            raise UserError(f"copies seen from the other side need 0 <= pose_flip <= 1, got {self.pose_flip}")
+        if self.style_poses < 0:
+            raise UserError(f"drawn count styles need style_poses >= 0, got {self.style_poses}")
         if not 0 <= self.none_tilt_deg < 90:
             raise UserError(f"drawn non-gesture tilts need 0 <= none_tilt_deg < 90, got {self.none_tilt_deg}")
 
@@ -87,7 +97,7 @@ class AugmentConfig:
 
 
 NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, thumb_in=0, pose_tilt_deg=0, none_poses=0, none_circles=0,
-                          none_tilt_deg=0)
+                          none_tilt_deg=0, style_poses=0, pose_flip=0)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:

@@ -13,6 +13,9 @@ as the same hand held at another angle to the camera.
 
 A five's copy held closer can also have its thumb laid in beside the index (:func:`lay_thumb_in`), as a flat
 hand's is: the data's fives hold the thumb out wide, but for one source's (rps_green), and a flat hand read as a four.
+A copy can also be drawn as the same pose seen from its other side (:func:`other_side`): crops are mirrored by
+chirality, so a palm and a back of the same pose differ only in depth, the fingers folded before a palm lying behind
+a back.
 
 Hands that make none of the six counts (a call sign, rock, a raised thumb or little finger) are what
 a count model answers wrongly most confidently, and the data holds only a few kinds of them.
@@ -20,7 +23,8 @@ a count model answers wrongly most confidently, and the data holds only a few ki
 raised or folded as a real finger of another training hand is (its joints relative to its base, in
 palm lengths), in a combination that is no count in any style (:data:`NONE_FINGERS`); some of them can
 close a circle of thumb and index instead (the OK sign, :data:`CIRCLES`), which no finger set draws: the
-two fingers bent by :func:`reach` until their tips meet.
+two fingers bent by :func:`reach` until their tips meet. :func:`style_poses` draws counts the same way, in the
+styles that put the thumb in place of a finger (:data:`STYLE_FINGERS`), labelled with their count.
 """
 
 from __future__ import annotations
@@ -167,12 +171,34 @@ def tilt_hand(landmarks: np.ndarray, pitch_deg: float, yaw_deg: float) -> np.nda
     return local @ (yaw @ pitch).T @ axes + points[WRIST]
 
 
+def other_side(landmarks: np.ndarray) -> np.ndarray:
+    """(21, 3) the same pose seen from its other side, as MediaPipe draws it and a crop mirrored by chirality shows it:
+    the 2D landmarks kept, and each folded finger's depth (the thumb's aside, :func:`raised_fingers`) reversed about
+    its base, so that a palm's folded fingers, before it, lie behind a back, and a back's before a palm. Raised
+    fingers and the palm keep theirs: on the committed datasets' face-on hands MediaPipe puts a raised finger's tip
+    nearer than its base seen from either side (median 0.26 palm lengths on palms, 0.17 on backs), but a folded
+    one's 0.20 nearer on palms and 0.09 farther on backs. Reversing every depth, as a hand turned about in front of
+    the camera would be, made leave one source out worse (models/MODEL_CARD.md, "Tried on 2026-12-07"). The thumb is
+    kept too: :func:`raised_fingers` cannot tell a folded thumb from a raised one by its shape. Applied twice it gives
+    the hand."""
+    out = np.array(landmarks, np.float64, copy=True)
+    for (base, chain), up in zip(FINGERS[1:], raised_fingers(out)[1:]):
+        if not up:
+            out[list(chain), 2] = 2 * out[base, 2] - out[list(chain), 2]
+    return out
+
+
 #: The fingers (thumb 0, index 1, ... little 4) each count raises, as the training photos make them.
 COUNT_FINGERS = {"fist": (), "one": (1,), "two": (1, 2), "three": (1, 2, 3), "four": (1, 2, 3, 4),
                  "five": (0, 1, 2, 3, 4)}
-#: Finger sets that are a count in someone's style: the counts, the thumb-out three, a two or four with the
-#: thumb in place of a finger. None of them is drawn as ``none``.
-COUNT_STYLES = frozenset(COUNT_FINGERS.values()) | {(0, 1, 2), (0, 1), (0, 1, 2, 3)}
+#: Counts made with the thumb in place of a finger, which :func:`style_hands` draws with their label: a two of thumb
+#: and index, the thumb-out three. Leave one source out answers them wrongly where no other source shows them
+#: (models/heldout_errors.csv: 14 thumb-index twos, 21 thumb-out threes).
+STYLE_FINGERS = {(0, 1): "two", (0, 1, 2): "three"}
+#: Finger sets that are a count in someone's style: the counts, :data:`STYLE_FINGERS`, and a four of thumb, index,
+#: middle and ring (not drawn as a four: drawn, held-out fives were answered four 26 times against 3, models/MODEL_CARD.md,
+#: "Tried on 2026-12-07"). None of them is drawn as ``none``.
+COUNT_STYLES = frozenset(COUNT_FINGERS.values()) | frozenset(STYLE_FINGERS) | {(0, 1, 2, 3)}
 #: The finger sets :func:`none_poses` draws: every other one (23), call (0, 4) and rock (1, 4) among them.
 NONE_FINGERS = tuple(c for n in range(6) for c in itertools.combinations(range(5), n) if c not in COUNT_STYLES)
 #: A palm is taken as seen face-on (a receiver or donor) when its width, index to little-finger base, is at
@@ -280,17 +306,18 @@ def _close_circle(hand: np.ndarray, kind: str, thumb: np.ndarray, fingers: list[
 
 
 @dataclass
-class NoneHands:
-    """Drawn hands that make no count (:func:`none_hands`): landmarks in the large render's pixels."""
+class DrawnHands:
+    """Hands drawn from other training hands' fingers (:func:`none_hands`, :func:`style_hands`): landmarks in the
+    large render's pixels."""
 
     points: np.ndarray  # (N, 21, 3), as crop_points gives them: ready for fill_crop
-    fingers: list[tuple[int, ...]]  # each hand's raised fingers, one of NONE_FINGERS
+    fingers: list[tuple[int, ...]]  # each hand's raised fingers, one of the finger sets asked for
     palms: np.ndarray  # (N,) the position in ``indices`` of the crop whose palm each hand has
     circles: list[str]  # each hand's circle (a key of CIRCLES), or "" for none
 
 
 def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circles: float = 0.0,
-               tilt_deg: float = 0.0) -> NoneHands | None:
+               tilt_deg: float = 0.0) -> DrawnHands | None:
     """``count`` hands that make no count, built from the training crops ``indices``.
 
     Each is one crop's palm (seen face-on, :data:`FACE_ON`) with each finger raised or folded, by a
@@ -309,11 +336,30 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
     there is nothing to draw: no count, no ``none`` label, a label that is no count (a dataset of one's own
     gestures), crops of the photo, or crops not turned upright and mirrored by chirality.
     """
+    if NONE_LABEL not in data.label_names:
+        return None
+    return drawn_hands(data, indices, count, seed, NONE_FINGERS, circles, tilt_deg)
+
+
+def style_hands(data: Dataset, indices: np.ndarray, count: int, seed: int | tuple[int, ...],
+                tilt_deg: float = 0.0) -> DrawnHands | None:
+    """``count`` counts made in the styles of :data:`STYLE_FINGERS` (the thumb in place of a finger), drawn as
+    :func:`none_hands` draws its hands: a training crop's palm with each finger taken from another training hand.
+    Only the styles whose label the dataset has (a ``none`` label is not needed); None with none of them, or where
+    there is nothing to draw for the other reasons :func:`none_hands` gives."""
+    sets = tuple(f for f, label in STYLE_FINGERS.items() if label in data.label_names)
+    return drawn_hands(data, indices, count, seed, sets, 0.0, tilt_deg) if sets else None
+
+
+def drawn_hands(data: Dataset, indices: np.ndarray, count: int, seed: int | tuple[int, ...],
+                finger_sets: tuple[tuple[int, ...], ...], circles: float = 0.0, tilt_deg: float = 0.0) -> DrawnHands | None:
+    """``count`` hands, each raising one of ``finger_sets`` (those whose every finger has a donor), drawn from the
+    training crops ``indices`` as :func:`none_hands` says; None when there is nothing to draw."""
     settings = data.settings
     names = data.label_names
     # Fingers move between crops as offsets in the crop's axes: only upright crops with the thumb on one side
     # (mirrored by chirality) share those axes.
-    if (count <= 0 or settings is None or settings.fill not in DRAWN_FILLS or NONE_LABEL not in names
+    if (count <= 0 or settings is None or settings.fill not in DRAWN_FILLS or not finger_sets
             or not settings.rotate or settings.mirror != "chirality"
             or not set(names) - {NONE_LABEL} <= set(COUNT_FINGERS) or not len(indices)):
         return None
@@ -335,7 +381,7 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
             if (k == 0 or seen[k] == (k in raised)) and np.linalg.norm(finger[:, :2], axis=1).max() <= LONGEST_FINGER:
                 donors[(k, k in raised)].append(finger)
     # Only the sets whose every finger has a donor: without fists, no folded index finger.
-    drawable = [f for f in NONE_FINGERS if all(donors[(k, k in f)] for k in range(len(FINGERS)))]
+    drawable = [f for f in finger_sets if all(donors[(k, k in f)] for k in range(len(FINGERS)))]
     if not drawable:
         return None
     # A circle's open fingers and its bones come from raised donors: only where every finger has one.
@@ -345,7 +391,7 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
     palms = rng.choice(np.flatnonzero(facing), count)
     out, sets, rings = np.empty((count, 21, 3)), [], []
     # Their own generator: turning the hands leaves which hands are drawn as it was.
-    tilts = np.random.default_rng([seed, 1]).uniform(-tilt_deg, tilt_deg, (count, 2)) if tilt_deg else None
+    tilts = np.random.default_rng([*np.atleast_1d(seed), 1]).uniform(-tilt_deg, tilt_deg, (count, 2)) if tilt_deg else None
     raised = lambda k: donors[(k, True)][rng.integers(len(donors[(k, True)]))]  # noqa: E731
     for i, n in enumerate(palms):
         # No draw without circles: the hands are then the ones drawn before circles existed.
@@ -376,23 +422,38 @@ def none_hands(data: Dataset, indices: np.ndarray, count: int, seed: int, circle
         else:  # a turn about both axes leans the palm's axis and may flip it: fitted as a live crop would be
             hand = tilt_hand(hand, *tilts[i])
             out[i] = crop_points(hand_affine(hand, looks_left(hand), settings, settings.render_size), hand)
-    return NoneHands(out, sets, palms, rings)
+    return DrawnHands(out, sets, palms, rings)
+
+
+def drawn_crops(hands: DrawnHands, data: Dataset) -> torch.Tensor:
+    """The crops of drawn ``hands``, drawn by ``data``'s settings: (N, 1, S, S) uint8."""
+    return torch.from_numpy(np.stack([fill_crop(None, p, data.settings)[0] for p in hands.points])[:, None])
 
 
 def none_poses(data: Dataset, indices: np.ndarray, count: int, seed: int, circles: float = 0.0,
                tilt_deg: float = 0.0) -> torch.Tensor | None:
     """The crops of :func:`none_hands`, drawn by the dataset's settings: (count, 1, S, S) uint8, or None."""
     hands = none_hands(data, indices, count, seed, circles, tilt_deg)
+    return None if hands is None else drawn_crops(hands, data)
+
+
+def style_poses(data: Dataset, indices: np.ndarray, count: int, seed: int,
+                tilt_deg: float = 0.0) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The crops of :func:`style_hands` and their labels (``data``'s label indices): ((count, 1, S, S) uint8,
+    (count,) int64), or None. Their hands come from a generator of their own, not :func:`none_poses`' one."""
+    hands = style_hands(data, indices, count, (seed, 2), tilt_deg)
     if hands is None:
         return None
-    return torch.from_numpy(np.stack([fill_crop(None, p, data.settings)[0] for p in hands.points])[:, None])
+    labels = torch.tensor([data.label_names.index(STYLE_FINGERS[f]) for f in hands.fingers], dtype=torch.int64)
+    return drawn_crops(hands, data), labels
 
 
 def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed: int) -> torch.Tensor | None:
     """``config.pose_copies`` copies of the crops ``indices``, drawn from landmarks moved by :func:`spread_fingers`
     and, with ``config.pose_tilt_deg``, :func:`tilt_hand` (one seeded factor, five turns and two tilt angles per
     copy; a tilted copy's square fitted again); a five's copy whose factor is below ``config.thumb_in`` also has its
-    thumb laid in (:func:`lay_thumb_in`): (copies * len(indices), 1, S, S) uint8, copy by copy; None when
+    thumb laid in (:func:`lay_thumb_in`), and a share ``config.pose_flip`` of the copies is seen from the other side
+    (:func:`other_side`, drawn from a generator of its own): (copies * len(indices), 1, S, S) uint8, copy by copy; None when
     copies are off or the crops show the photo (they cannot be redrawn)."""
     settings = data.settings
     if not config.pose_copies or settings is None or settings.fill not in DRAWN_FILLS or not len(indices):
@@ -406,6 +467,8 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     names = np.asarray(data.label_names)[data.labels.numpy()[np.asarray(indices)]]
     thumbs_in = np.isin(names, THUMB_IN_LABELS)
     out = np.empty((config.pose_copies, len(rows), 1, settings.size, settings.size), np.uint8)
+    # Their own generator: copies without flips are the ones drawn before flips existed.
+    flips = np.random.default_rng([seed, 3]).random((config.pose_copies, len(rows))) < config.pose_flip
     for copy in range(config.pose_copies):
         factors = rng.uniform(config.pose_low, config.pose_high, len(rows))
         turns = rng.normal(0.0, config.pose_jitter_deg, (len(rows), len(FINGERS)))
@@ -414,6 +477,8 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
             moved = spread_fingers(marks[n], factors[n], turns[n])
             if thumbs_in[n] and factors[n] < config.thumb_in:
                 moved = lay_thumb_in(moved, factors[n])
+            if flips[copy, n]:
+                moved = other_side(moved)
             affine = affines[n]
             if tilt:  # its square fitted again as the live crop's would be (by chirality, the turn may flip it)
                 moved = tilt_hand(moved, *tilts[n])
@@ -423,7 +488,9 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     return torch.from_numpy(out.reshape(-1, 1, settings.size, settings.size))
 
 
-__all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "FACE_ON", "FINGERS", "LONGEST_FINGER", "NONE_FINGERS", "NoneHands", "STRAIGHT",
-           "THUMB_IN", "THUMB_IN_LABELS", "THUMB_OUT", "THUMB_TIP", "TOGETHER_DEG", "bone_lengths", "face_on", "finger_angles", "held_together",
-           "lay_thumb_in", "none_hands", "none_poses", "palm_axes", "palm_coordinates", "pose_copies", "raised_fingers", "reach", "spread_fingers",
-           "thumb_out", "thumb_reach", "tilt_hand"]
+__all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "DrawnHands", "FACE_ON", "FINGERS",
+           "LONGEST_FINGER", "NONE_FINGERS", "STRAIGHT", "STYLE_FINGERS", "THUMB_IN", "THUMB_IN_LABELS", "THUMB_OUT",
+           "THUMB_TIP", "TOGETHER_DEG", "bone_lengths", "drawn_crops", "drawn_hands", "face_on", "finger_angles",
+           "held_together", "lay_thumb_in", "none_hands", "none_poses", "other_side", "palm_axes",
+           "palm_coordinates", "pose_copies", "raised_fingers", "reach", "spread_fingers", "style_hands",
+           "style_poses", "thumb_out", "thumb_reach", "tilt_hand"]

@@ -25,7 +25,7 @@ from pipeline.labels import NONE_LABEL
 from pipeline.lenet.checkpoint import make_checkpoint, save_checkpoint
 from pipeline.lenet.model import LeNet, build_model, count_macs, count_parameters
 from pipeline.training.calibration import answers, fit_temperature, none_scores, plot_reliability, reliability
-from pipeline.training.finger_poses import none_poses, pose_copies
+from pipeline.training.finger_poses import none_poses, pose_copies, style_poses
 from pipeline.training.loop import EpochRecord, TrainConfig, accuracy, predict_logits, to_float, train_model
 from pipeline.training.reports import confusion, per_class_table, plot_confusion, plot_curves
 
@@ -253,11 +253,15 @@ def train_member(data: Dataset, split: Split, model_name: str, config: TrainConf
     copies = pose_copies(data, split.train, config.augment, seed)  # drawn again per member: each its own poses
     if copies is not None:
         train = (torch.cat([train[0], copies]), train[1].repeat(1 + config.augment.pose_copies))
-    nones = none_poses(data, split.train, round(config.augment.none_poses * len(train[0])), seed, config.augment.none_circles,
+    crops = len(train[0])  # the drawn hands' shares are of the training crops and their copies
+    nones = none_poses(data, split.train, round(config.augment.none_poses * crops), seed, config.augment.none_circles,
                        config.augment.none_tilt_deg)
     if nones is not None:
         none = torch.full((len(nones),), data.label_names.index(NONE_LABEL), dtype=train[1].dtype)
         train = (torch.cat([train[0], nones]), torch.cat([train[1], none]))
+    styles = style_poses(data, split.train, round(config.augment.style_poses * crops), seed, config.augment.none_tilt_deg)
+    if styles is not None:
+        train = (torch.cat([train[0], styles[0]]), torch.cat([train[1], styles[1].to(train[1].dtype)]))
     history, best = train_model(model, train, val, replace(config, seed=seed), progress=progress,
                                 on_epoch=save_resume, start_epoch=start_epoch, state=state)
     rows = [{"member": k, **asdict(r)} for r in history]

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from helpers import REPO
 from pipeline.data.load import affines_of, dataset_settings, landmarks_of, load_dataset
@@ -14,9 +15,11 @@ from pipeline.errors import UserError
 from pipeline.preprocess.crops import crop_points, fill_crop, hand_affine, looks_left
 from pipeline.training.augment import AugmentConfig
 from pipeline.training.finger_poses import (
+    COUNT_FINGERS,
     COUNT_STYLES,
     FINGERS,
     NONE_FINGERS,
+    STYLE_FINGERS,
     THUMB_IN,
     face_on,
     finger_angles,
@@ -24,11 +27,14 @@ from pipeline.training.finger_poses import (
     lay_thumb_in,
     none_hands,
     none_poses,
+    other_side,
     palm_coordinates,
     pose_copies,
     raised_fingers,
     reach,
     spread_fingers,
+    style_hands,
+    style_poses,
     thumb_out,
     thumb_reach,
     tilt_hand,
@@ -152,6 +158,55 @@ def test_copies_are_drawn_as_the_crops_are_and_only_from_landmark_drawn_crops(ep
     assert photo.settings.fill == "image" and pose_copies(photo, rows, AugmentConfig(), 0) is None
 
 
+def test_a_copy_from_the_other_side_reverses_the_folded_fingers_depth_as_mediapipe_draws_a_back():
+    """other_side keeps the 2D landmarks, the palm and the raised fingers, and turns each folded finger's depth about
+    its base: a palm's fist then holds its fingertips behind their bases, as MediaPipe draws the backs of fists."""
+    def tips_behind(marks):  # each hand's mean folded fingertip depth behind its base, in palm lengths
+        palm = np.linalg.norm(marks[:, 9, :2] - marks[:, 0, :2], axis=1)
+        return np.mean([(marks[:, c[-1], 2] - marks[:, b, 2]) / palm for b, c in FINGERS[1:]], axis=0)
+
+    fingers = load_dataset(REPO / "data" / "fingers")
+    fists = landmarks_of(fingers.index[fingers.labels.numpy() == fingers.label_names.index("fist")])
+    fists = fists[face_on(fists) & (np.array([raised_fingers(h).sum() for h in fists]) == 0)]
+    assert len(fists) > 300
+    turned = np.stack([other_side(h) for h in fists])
+    rps = load_dataset(REPO / "data" / "rps_green")  # backs of hands, on a green screen
+    backs = landmarks_of(rps.index[rps.labels.numpy() == rps.label_names.index("fist")])
+    assert np.median(tips_behind(fists)) < -0.1 and np.median(tips_behind(backs)) > 0.05
+    assert np.median(tips_behind(turned)) > 0.1  # behind, as the backs' are
+    np.testing.assert_array_equal(turned[:, :, :2], fists[:, :, :2])
+    np.testing.assert_array_equal(turned[:, list(range(6)) + [9, 13, 17], 2], fists[:, list(range(6)) + [9, 13, 17], 2])
+    np.testing.assert_allclose(np.stack([other_side(h) for h in turned]), fists, atol=1e-12)
+    fives = landmarks_of(fingers.index[fingers.labels.numpy() == fingers.label_names.index("five")])
+    open_hands = [h for h in fives if raised_fingers(h)[1:].all()]
+    assert len(open_hands) > 200 and all(np.array_equal(other_side(h), h) for h in open_hands)  # nothing folded
+
+
+def test_copies_from_the_other_side_are_drawn_from_its_landmarks_for_the_share_asked(epsrc_depth):
+    settings = epsrc_depth.settings
+    rows = np.arange(0, len(epsrc_depth), 7)
+    still = AugmentConfig(pose_copies=1, pose_low=1, pose_high=1, pose_jitter_deg=0, pose_tilt_deg=0)
+    copies = pose_copies(epsrc_depth, rows, replace(still, pose_flip=1), 0).numpy()[:, 0]
+    affines = affines_of(epsrc_depth.index.iloc[rows]) * settings.render_scale
+    marks = landmarks_of(epsrc_depth.index.iloc[rows])
+    for copy, affine, hand in zip(copies, affines, marks):
+        assert np.array_equal(copy, fill_crop(None, crop_points(affine, other_side(hand)), settings)[0])
+    assert np.array_equal(pose_copies(epsrc_depth, rows, still, 0).numpy(), epsrc_depth.images[rows].numpy())
+    folded = np.array([not raised_fingers(h)[1:].all() for h in marks])  # only these change
+    many = pose_copies(epsrc_depth, rows, replace(still, pose_copies=8, pose_flip=0.5), 0).numpy().reshape(8, len(rows), 28, 28)
+    changed = ~(many == epsrc_depth.images[rows, 0].numpy()).all((2, 3))
+    assert not changed[:, ~folded].any() and 0.4 < changed[:, folded].mean() < 0.6  # about half of them
+    # The flips have a generator of their own: the copies not flipped are those drawn without flips, spread,
+    # turned, tilted and with the thumb laid in as before.
+    plain = AugmentConfig(pose_copies=2)
+    before = pose_copies(epsrc_depth, rows, plain, 0).numpy().reshape(2, len(rows), 28, 28)
+    after = pose_copies(epsrc_depth, rows, replace(plain, pose_flip=0.5), 0).numpy().reshape(2, len(rows), 28, 28)
+    kept = np.random.default_rng([0, 3]).random((2, len(rows))) >= 0.5
+    assert np.array_equal(after[kept], before[kept]) and not np.array_equal(after[~kept & folded], before[~kept & folded])
+    with pytest.raises(UserError, match="pose_flip"):
+        AugmentConfig(pose_flip=1.5)
+
+
 def test_palm_coordinates_are_the_same_for_the_hand_moved_turned_scaled_or_mirrored_in_the_frame(epsrc_depth):
     """Wrist at 0, middle-finger base at (0, 1), index finger toward +x, whatever the frame does to the hand."""
     angle = np.deg2rad(70)
@@ -261,6 +316,37 @@ def test_drawn_non_gestures_raise_the_fingers_they_say_on_a_real_palm(homes_dept
     drawn = none_poses(homes_depth, rows, 300, seed=0)
     assert tuple(drawn.shape) == (300, 1, 28, 28) and drawn.dtype == homes_depth.images.dtype
     assert np.array_equal(drawn.numpy(), none_poses(homes_depth, rows, 300, seed=0).numpy())  # seeded
+
+
+def test_drawn_count_styles_raise_the_thumb_and_the_fingers_of_their_label(homes_depth):
+    rows = np.arange(len(homes_depth))[::-2]
+    hands = style_hands(homes_depth, rows, 300, (0, 2))
+    assert not set(STYLE_FINGERS) & (set(NONE_FINGERS) | set(COUNT_FINGERS.values()))
+    # Each style about half of them (binomial: 150 +- 9 each).
+    counts = {f: hands.fingers.count(f) for f in STYLE_FINGERS}
+    assert all(120 <= n <= 180 for n in counts.values()), counts
+    # The fingers raised are the style's own, in every hand; the thumb is held out in nearly all (its donors are
+    # fives, whose thumbs are out in 97 %; on another palm a few fall inside the line).
+    for points, fingers in zip(hands.points, hands.fingers):
+        assert tuple(np.flatnonzero(raised_fingers(points))) == fingers[1:], fingers
+    assert np.mean([thumb_out(p) for p in hands.points]) > 0.85
+    # Their labels are the styles' counts, by the dataset's label order; a generator of their own, not none_poses'.
+    crops, labels = style_poses(homes_depth, rows, 300, 0)
+    assert tuple(crops.shape) == (300, 1, 28, 28) and crops.dtype == homes_depth.images.dtype
+    names = [homes_depth.label_names[k] for k in labels]
+    assert names == [STYLE_FINGERS[f] for f in hands.fingers]
+    assert not np.array_equal(hands.palms, none_hands(homes_depth, rows, 300, seed=0).palms)
+    # Only the styles whose label the dataset has: without "three", no thumb-out three is drawn.
+    keep = [k for k, n in enumerate(homes_depth.label_names) if n != "three"]
+    no_three = np.flatnonzero(np.isin(homes_depth.labels.numpy(), keep))
+    remap = np.full(len(homes_depth.label_names), -1)
+    remap[keep] = np.arange(len(keep))
+    fewer = replace(homes_depth, label_names=[homes_depth.label_names[k] for k in keep],
+                    labels=torch.from_numpy(remap[homes_depth.labels.numpy()]))
+    assert set(style_hands(fewer, no_three, 100, 0).fingers) == {(0, 1)}
+    assert style_poses(load_dataset(REPO / "data" / "homes"), rows, 10, 0) is None  # crops of the photo
+    with pytest.raises(UserError, match="style_poses"):
+        AugmentConfig(style_poses=-0.1)
 
 
 def test_a_finger_bent_by_reach_keeps_its_bones_and_touches_a_target_it_can_reach():
