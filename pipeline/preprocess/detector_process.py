@@ -131,9 +131,13 @@ class DetectorProcess:
         try:
             return self._conn.recv()
         except (EOFError, OSError):
-            self._process.join(timeout=1)
-            raise DetectorDied(f"the hand detector process stopped (exit code {self._process.exitcode}); "
-                               "rerun with HANDCAM_VERBOSE=1 to see MediaPipe's messages") from None
+            raise self._died() from None
+
+    def _died(self) -> DetectorDied:
+        """The error for a detector process that is gone (killed, crashed), with its exit code."""
+        self._process.join(timeout=1)
+        return DetectorDied(f"the hand detector process stopped (exit code {self._process.exitcode}); "
+                            "rerun with HANDCAM_VERBOSE=1 to see MediaPipe's messages")
 
     def _send(self, slot: int, frame) -> None:
         from multiprocessing import shared_memory
@@ -146,7 +150,10 @@ class DetectorProcess:
                 memory.unlink()
             memory = self._slots[slot] = shared_memory.SharedMemory(create=True, size=image.nbytes)
         np.ndarray(image.shape, np.uint8, memory.buf)[...] = image
-        self._conn.send((slot, memory.name, image.shape, frame.timestamp_ms))
+        try:
+            self._conn.send((slot, memory.name, image.shape, frame.timestamp_ms))
+        except OSError:  # a closed pipe (BrokenPipeError): the process went away before this frame, not during it
+            raise self._died() from None
 
     def __iter__(self) -> Iterator[tuple[object, list[Hand], float]]:
         frames = iter(self.source)

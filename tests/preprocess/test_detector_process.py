@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.preprocess.detector_process import DetectorProcess, detect_each
+from pipeline.preprocess.detector_process import DetectorDied, DetectorProcess, detect_each
 from pipeline.preprocess.hands import HAND_MODEL_ENV, HandDetector
 from pipeline.preprocess.sources import Frame, VideoSource
 
@@ -83,6 +83,18 @@ def test_detector_process_raises_when_the_process_dies_or_the_source_fails(open_
         with pytest.raises(UserError, match="camera stopped"):
             list(process)
     assert not process._process.is_alive()
+
+
+def test_a_detector_gone_before_a_frame_is_sent_is_the_same_one_line_error(open_palm):
+    """The detector killed while the demo draws: the next frame's send finds the pipe closed (it raised a
+    BrokenPipeError, and the demo printed a traceback), and gives the error a wait for its answer gives."""
+    frames = (Frame(open_palm.image, i, i * 40, "photo") for i in range(100))
+    with DetectorProcess(frames, video=True) as process:
+        with pytest.raises(DetectorDied, match=r"hand detector process stopped \(exit code -9\)"):
+            for frame, _, _ in process:
+                if frame.index == 2:
+                    process._process.kill()
+                    process._process.join()  # gone before the next frame is sent
 
 
 def test_detector_process_reports_a_model_mediapipe_cannot_load(tmp_path, no_env):
