@@ -16,9 +16,17 @@ from pipeline.cli_options import add_data_options, add_fill_option, at_least, co
 from pipeline.data.spec import fill_settings, load_data
 from pipeline.errors import run_command
 from pipeline.lenet.model import VARIANTS
-from pipeline.training.augment import NO_AUGMENT
+from pipeline.training.augment import NO_AUGMENT, AugmentConfig, augment_setting
 from pipeline.training.loop import TrainConfig
 from pipeline.training.run import check_run_folder, make_split, train_run
+
+
+def augment_item(text: str) -> tuple[str, float]:
+    """An argparse ``type`` for ``--augment KEY=VALUE`` (:func:`~pipeline.training.augment.augment_setting`)."""
+    try:
+        return augment_setting(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m pipeline.train --data data/fingers --model lenet5 --out runs/fingers\n"
                "  python -m pipeline.train --data data/fingers --data data/sign_digits --out runs/two-sets\n"
                "  python -m pipeline.train --data data/fingers --fill mask --out runs/silhouettes\n"
+               "  python -m pipeline.train --data data/fingers --fill depth --augment pose_tilt_deg=0 --out runs/no-tilt\n"
                "  python -m pipeline.train --mnist ../shared/data/mnist --out runs/mnist --epochs 10\n"
                "  python -m pipeline.train --signmnist ../shared/data/signmnist/sign_mnist_test.csv.gz --out runs/sign\n"
                f"models: {', '.join(VARIANTS)}",
@@ -51,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=d.seed, metavar="S", help="seed of the split and of the first member (default: 0)")
     parser.add_argument("--ensemble", type=at_least(1), default=1, metavar="K", help="train K seeds and average them (default: 1)")
     parser.add_argument("--no-augment", action="store_true", help="train on the crops as they are")
+    parser.add_argument("--augment", action="append", type=augment_item, default=[], metavar="KEY=VALUE",
+                        help="change one augmentation setting (repeat for several), e.g. rotate_deg=5, pose_copies=0, "
+                             "style_poses=0.07: the fields of pipeline.training.augment.AugmentConfig, whose comments "
+                             "say what each does and whose defaults are the shipped recipe's (models/MODEL_CARD.md "
+                             "names the ones tried)")
     add_fill_option(parser.add_argument_group("crop settings (the datasets' crops are re-rendered to them)"), None)
     parser.add_argument("--val-groups", nargs="+", metavar="G", help="groups for validation (default: chosen by seed)")
     parser.add_argument("--test-groups", nargs="+", metavar="G", help="groups for test (default: chosen by seed)")
@@ -62,12 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.augment and args.no_augment:
+        parser.error("--augment changes what --no-augment turns off; give one of them")
+    settings = dict(args.augment)  # the last of a key wins
+    replace(AugmentConfig(), **settings)  # a setting out of its range is one line now, before the data loads
     check_run_folder(Path(args.out), args.resume, args.force)  # before the data loads, which may take a while
     spec = data_spec_from(args)
     data = load_data(spec, fill_settings(spec, args.fill), progress=not args.quiet)
     config = replace(TrainConfig(), epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
                      lr=args.lr, seed=args.seed, **({"augment": NO_AUGMENT} if args.no_augment or not spec.hands else {}))
+    config = replace(config, augment=replace(config.augment, **settings))
     split = make_split(data, args.val_groups, args.test_groups, seed=args.seed)
     try:
         train_run(data, args.model, args.out, config, members=args.ensemble, split=split, resume=args.resume,

@@ -100,6 +100,20 @@ NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, pose_copies=0, thumb_in
                           none_tilt_deg=0, style_poses=0, pose_flip=0)
 
 
+def augment_setting(item: str) -> tuple[str, float]:
+    """One ``KEY=VALUE`` setting of an :class:`AugmentConfig` field (``pose_tilt_deg=0``, ``style_poses=0.07``): the
+    field and its value, a number of the field's type. A ValueError says what is wrong, naming the fields."""
+    key, _, text = item.partition("=")
+    defaults = asdict(AugmentConfig())
+    if key not in defaults or not text:
+        raise ValueError(f"{item!r} is not KEY=VALUE with KEY one of {', '.join(defaults)}")
+    kind = type(defaults[key])
+    try:
+        return key, kind(text)
+    except ValueError:
+        raise ValueError(f"{key} takes {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+
+
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=gen) * (high - low) + low
 

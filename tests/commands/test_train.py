@@ -80,6 +80,34 @@ def test_fill_depth_trains_on_crops_drawn_from_the_landmarks_with_pose_copies(tm
     assert load_dataset(ASL).settings.fill == "image"
 
 
+def test_augment_settings_change_the_recipe_the_run_records_and_trains(tmp_path: Path, monkeypatch) -> None:
+    """--augment KEY=VALUE: one copy per crop and no drawn non-gestures are what the member trains on, and what
+    run.json records; the other fields keep the shipped recipe's defaults."""
+    import pipeline.training.run as run
+    from pipeline.data.load import load_dataset
+    from pipeline.training.augment import AugmentConfig
+
+    seen = []
+
+    def train_model(model, train_set, val_set, config, **kwargs):
+        seen.append((len(train_set[0]), config.augment))
+        return real(model, train_set, val_set, config, **kwargs)
+
+    real = run.train_model
+    monkeypatch.setattr(run, "train_model", train_model)
+    out = tmp_path / "one-copy"
+    code, _, err = run_main(train, "--data", str(ASL), "--fill", "depth", "--augment", "pose_copies=3", "--augment",
+                            "none_poses=0", "--augment", "pose_copies=1", "--augment", "rotate_deg=5", "--out", str(out),
+                            "--epochs", "1", "--quiet")
+    assert code == 0, err
+    split = json.loads((out / "run.json").read_text())["split_groups"]
+    in_train = np.array([g in split["train"] or f"asl_letters/{g}" in split["train"] for g in load_dataset(ASL).groups])
+    (trained, augment), = seen
+    assert trained == 2 * int(in_train.sum())  # each crop and one copy, nothing drawn
+    expected = AugmentConfig(pose_copies=1, none_poses=0, rotate_deg=5)
+    assert augment == expected and json.loads((out / "run.json").read_text())["train"]["augment"] == expected.to_dict()
+
+
 def hull_dataset(tmp_path: Path) -> Path:
     hull = tmp_path / "hull"
     shutil.copytree(EPSRC, hull, ignore=shutil.ignore_patterns(".cache", ".lock"))
@@ -114,6 +142,10 @@ def missing_crop(tmp_path: Path) -> Path:
     (lambda t: ["--data", str(FINGERS), "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
     (lambda t: ["--data", str(FINGERS), "--ensemble", "x"], "argument --ensemble: 'x' is not an integer"),
     (lambda t: [], "no data given"),
+    (lambda t: ["--data", str(FINGERS), "--augment", "tilt=5"], "argument --augment: 'tilt=5' is not KEY=VALUE with KEY one of rotate_deg,"),
+    (lambda t: ["--data", str(FINGERS), "--augment", "pose_copies=1.5"], "argument --augment: pose_copies takes an integer, got '1.5'"),
+    (lambda t: ["--data", str(FINGERS), "--augment", "pose_flip=2"], "copies seen from the other side need 0 <= pose_flip <= 1, got 2.0"),
+    (lambda t: ["--data", str(FINGERS), "--augment", "rotate_deg=5", "--no-augment"], "--augment changes what --no-augment turns off"),
     (lambda t: ["--data", str(hull_dataset(t)), "--fill", "depth"], "needs the bones mask (--mask bones, collect's default), not hull"),
 ])
 def test_bad_inputs_give_one_clear_line(tmp_path: Path, args, message) -> None:
