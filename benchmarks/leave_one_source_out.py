@@ -13,7 +13,7 @@ photos of each held-out source also go through the whole path again, as they are
 
     python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0] [--none-poses 0]
                                               [--pose-tilt 0] [--pose-spread 0.4 1.2] [--thumb-in 0] [--none-circles 0] [--none-tilt 30]
-                                              [--pose-flip 0.5] [--style-poses 0.07] [--turned 60] [--no-mlp] [--predictions errors.csv]
+                                              [--augment style_poses=0.07] [--turned 60] [--no-mlp] [--predictions errors.csv]
 
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
 
@@ -40,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout, installed or not
 
-from pipeline.cli_options import at_least  # noqa: E402
+from pipeline.cli_options import at_least, augment_item  # noqa: E402
 from pipeline.data.load import Dataset, concat_datasets, landmarks_of, load_dataset  # noqa: E402
 from pipeline.errors import run_command  # noqa: E402
 from pipeline.files import atomic_write_text, check_writable  # noqa: E402
@@ -134,13 +134,10 @@ def main() -> None:
     parser.add_argument("--none-circles", type=float, metavar="SHARE",
                         help="the share of drawn non-gestures that close a thumb-index circle (the OK sign; default: the "
                              "training default)")
-    parser.add_argument("--pose-flip", type=float, metavar="SHARE",
-                        help="draw this share of the finger-pose copies as the pose seen from its other side (each "
-                             "folded finger's depth reversed about its base, as MediaPipe draws a back of the hand; "
-                             "default: the training default)")
-    parser.add_argument("--style-poses", type=float, metavar="SHARE",
-                        help="drawn counts in other styles (a two of thumb and index, a thumb-out three), as a share of "
-                             "the training crops (default: the training default)")
+    parser.add_argument("--augment", action="append", type=augment_item, default=[], metavar="KEY=VALUE",
+                        help="change one setting of the training recipe by its AugmentConfig name, as pipeline.train "
+                             "--augment does (repeat for several; e.g. style_poses=0.07, pose_flip=0.5); it wins over "
+                             "the named options for the same setting")
     parser.add_argument("--pose-spread", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="scale each finger-pose copy's raised fingers' angles to the palm's axis by a factor in "
                              "[LOW, HIGH] (default: the training default)")
@@ -171,9 +168,9 @@ def main() -> None:
     config = replace(TrainConfig(), epochs=args.epochs, seed=args.seed)
     asked = {"pose_copies": args.pose_copies, "none_poses": args.none_poses, "pose_tilt_deg": args.pose_tilt,
              "none_circles": args.none_circles, "none_tilt_deg": args.none_tilt,
-             "thumb_in": args.thumb_in, "style_poses": args.style_poses,
-             "pose_flip": args.pose_flip, **dict(zip(("pose_low", "pose_high"), args.pose_spread or (None, None)))}
-    config = replace(config, augment=replace(config.augment, **{k: v for k, v in asked.items() if v is not None}))
+             "thumb_in": args.thumb_in, **dict(zip(("pose_low", "pose_high"), args.pose_spread or (None, None)))}
+    asked = {**{k: v for k, v in asked.items() if v is not None}, **dict(args.augment)}
+    config = replace(config, augment=replace(config.augment, **asked))
     import pandas as pd
 
     rows, shown_all, truth_all, turned = [], [], [], {"upright": [], "turned90": [], "turned180": []}

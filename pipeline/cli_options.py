@@ -56,6 +56,17 @@ def probability(text: str) -> float:
     return value
 
 
+def augment_item(text: str) -> tuple[str, float]:
+    """An argparse ``type`` for ``--augment KEY=VALUE``: one AugmentConfig setting
+    (:func:`~pipeline.training.augment.augment_setting`)."""
+    from pipeline.training.augment import augment_setting  # torch: only when the option is given
+
+    try:
+        return augment_setting(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 #: Where ``--dataset NAME`` looks (relative to the working folder): the shared data beside a checkout.
 PUBLIC_PLACES = {"mnist": "../shared/data/mnist", "signmnist": "../shared/data/signmnist/sign_mnist_test.csv.gz"}
 

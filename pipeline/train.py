@@ -12,21 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.cli_options import add_data_options, add_fill_option, at_least, command_name, data_spec_from, positive
+from pipeline.cli_options import add_data_options, add_fill_option, at_least, augment_item, command_name, data_spec_from, positive
 from pipeline.data.spec import fill_settings, load_data
 from pipeline.errors import run_command
 from pipeline.lenet.model import VARIANTS
-from pipeline.training.augment import NO_AUGMENT, AugmentConfig, augment_setting
+from pipeline.training.augment import NO_AUGMENT, AugmentConfig
 from pipeline.training.loop import TrainConfig
 from pipeline.training.run import check_run_folder, make_split, train_run
-
-
-def augment_item(text: str) -> tuple[str, float]:
-    """An argparse ``type`` for ``--augment KEY=VALUE`` (:func:`~pipeline.training.augment.augment_setting`)."""
-    try:
-        return augment_setting(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
