@@ -4,10 +4,12 @@ The proxy for other people's photos: every dataset under ``data/`` is one source
 rooms, camera and way of making the counts). For each source in turn, train on all the others
 (validation: groups of the training sources; nothing is chosen on the held-out source), then test
 on the held-out source's crops, which MediaPipe and the crop stage made from its photos. Reported
-per source: accuracy of the CNN and of the landmark-MLP baseline (the popular MediaPipe-gesture
-style, on the same splits), the face-on hands seen from the back (where MediaPipe's anatomical handedness
-and the landmarks' apparent turn disagree), and ``none`` precision and recall at the demo's
-threshold, with the fold's confusion matrix (true label by answer). With ``--turned N``, up to N
+per source: accuracy of the CNN and of two landmark-MLP baselines on the same splits (``mlp``: the
+popular MediaPipe-gesture recipe, wrist-relative landmarks as the photo shows them; ``mlp_upright``: the
+same net on the landmarks as the CNN's crop shows them, turned upright and mirrored as the crop is), the
+face-on hands seen from the back (where MediaPipe's anatomical handedness and the landmarks' apparent turn
+disagree), and ``none`` precision and recall at the demo's threshold, with the fold's confusion matrix
+(true label by answer). With ``--turned N``, up to N
 photos of each held-out source also go through the whole path again, as they are and turned 90 and
 180 degrees.
 
@@ -17,7 +19,7 @@ photos of each held-out source also go through the whole path again, as they are
 
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
 
-Last line: ``cnn_mean=... mlp_mean=... cnn_pooled=... back_of_hand=... none_precision=... none_recall=...
+Last line: ``cnn_mean=... mlp_mean=... mlp_upright_mean=... cnn_pooled=... back_of_hand=... none_precision=... none_recall=...
 false_positive_rate=... counts=... together=... thumb_three=... counts_n=... together_n=... thumb_three_n=...
 upright=... turned90=... turned180=... folds=...``. ``counts``, ``together`` and ``thumb_three`` are the pooled
 shares answered right, as the demo answers, of the held-out counts, of the twos to fives with the fingers held
@@ -120,10 +122,12 @@ def main() -> None:
     parser.add_argument("--model", default="lenet5")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weight-decay", type=at_least(0.0, float), default=TrainConfig.weight_decay, metavar="W",
+                        help="AdamW's decoupled weight decay, as pipeline.train's (default: %(default)g)")
     parser.add_argument("--members", type=at_least(1), default=1, metavar="K",
                         help="train K seeds per fold and average them (pipeline.train --ensemble)")
     parser.add_argument("--turned", type=int, default=0, metavar="N", help="photos per source through the whole path, turned")
-    parser.add_argument("--no-mlp", action="store_true", help="skip the landmark-MLP baseline")
+    parser.add_argument("--no-mlp", action="store_true", help="skip the landmark-MLP baselines")
     parser.add_argument("--mirror", choices=MIRRORS, help="re-render every source with this mirror rule (default: as made)")
     parser.add_argument("--fill", choices=FILLS, help="re-render every source with this crop fill (default: as made)")
     parser.add_argument("--pose-copies", type=at_least(0), metavar="N",
@@ -165,7 +169,7 @@ def main() -> None:
         parts = [load_dataset(d, replace(p.settings, **changes)) for d, p in zip(args.data, parts)]
     labels = list(dict.fromkeys(n for p in parts for n in p.label_names))
     labels = [n for n in labels if n != NONE_LABEL] + ([NONE_LABEL] if NONE_LABEL in labels else [])
-    config = replace(TrainConfig(), epochs=args.epochs, seed=args.seed)
+    config = replace(TrainConfig(), epochs=args.epochs, seed=args.seed, weight_decay=args.weight_decay)
     asked = {"pose_copies": args.pose_copies, "none_poses": args.none_poses, "pose_tilt_deg": args.pose_tilt,
              "none_circles": args.none_circles, "none_tilt_deg": args.none_tilt,
              "thumb_in": args.thumb_in, **dict(zip(("pose_low", "pose_high"), args.pose_spread or (None, None)))}
@@ -216,8 +220,11 @@ def main() -> None:
         if not args.no_mlp:
             from pipeline.training.landmark_mlp import LANDMARK_CONFIG, predict_landmark_mlp, train_landmark_mlp
 
-            mlp, _ = train_landmark_mlp(train, split, replace(LANDMARK_CONFIG, seed=args.seed))  # its own recipe
-            row["mlp"] = float((predict_landmark_mlp(mlp, test, np.arange(len(test))).argmax(1).numpy() == truth).mean())
+            for column, mirror, upright in (("mlp", "none", False), ("mlp_upright", "crops", True)):
+                mlp, _ = train_landmark_mlp(train, split, replace(LANDMARK_CONFIG, seed=args.seed), mirror=mirror,
+                                            upright=upright)  # its own recipe
+                logits = predict_landmark_mlp(mlp, test, np.arange(len(test)))
+                row[column] = float((logits.argmax(1).numpy() == truth).mean())
         rows.append(row)
         shown_all.append(shown)
         truth_all.append(truth)
@@ -235,7 +242,8 @@ def main() -> None:
     pooled_shown, pooled_truth = np.concatenate(shown_all), np.concatenate(truth_all)
     none = none_scores(pooled_shown, pooled_truth, labels)
     backs = table["back"].to_numpy() * table["back_n"].to_numpy()
-    summary = {"cnn_mean": table["cnn"].mean(), "mlp_mean": table["mlp"].mean() if "mlp" in table else float("nan"),
+    summary = {"cnn_mean": table["cnn"].mean(),
+               **{f"{c}_mean": table[c].mean() if c in table else float("nan") for c in ("mlp", "mlp_upright")},
                "cnn_pooled": float((pooled_shown == pooled_truth).mean()),
                "back_of_hand": float(np.nansum(backs) / table["back_n"].sum()), **none,
                **{kind: float((pooled_shown == pooled_truth)[mask].mean()) if mask.any() else float("nan")

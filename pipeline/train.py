@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=at_least(1), default=d.batch_size, metavar="N",
                         help=f"samples per optimisation step (default: {d.batch_size})")
     parser.add_argument("--lr", type=positive, default=d.lr, metavar="RATE", help=f"AdamW learning rate (default: {d.lr})")
+    parser.add_argument("--weight-decay", type=at_least(0.0, float), default=d.weight_decay, metavar="W",
+                        help=f"AdamW's decoupled weight decay (default: {d.weight_decay:g})")
     parser.add_argument("--seed", type=int, default=d.seed, metavar="S", help="seed of the split and of the first member (default: 0)")
     parser.add_argument("--ensemble", type=at_least(1), default=1, metavar="K", help="train K seeds and average them (default: 1)")
     parser.add_argument("--no-augment", action="store_true", help="train on the crops as they are")
@@ -77,8 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_run_folder(Path(args.out), args.resume, args.force)  # before the data loads, which may take a while
     spec = data_spec_from(args)
     data = load_data(spec, fill_settings(spec, args.fill), progress=not args.quiet)
-    config = replace(TrainConfig(), epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
-                     lr=args.lr, seed=args.seed, **({"augment": NO_AUGMENT} if args.no_augment or not spec.hands else {}))
+    config = replace(TrainConfig(), epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+                     weight_decay=args.weight_decay, seed=args.seed,
+                     **({"augment": NO_AUGMENT} if args.no_augment or not spec.hands else {}))
     config = replace(config, augment=replace(config.augment, **settings))
     split = make_split(data, args.val_groups, args.test_groups, seed=args.seed)
     try:

@@ -171,6 +171,18 @@ def transform_points(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ affine[:, :2].T + affine[:, 2]
 
 
+def upright_turn(landmarks: np.ndarray) -> np.ndarray:
+    """The 2x2 rotation that turns the hand upright: wrist -> middle-finger base points to -y (up on screen).
+
+    It maps frame directions to upright ones (``xy @ R.T``); the crop's ``rotate`` setting uses it.
+    """
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    up = xy[MIDDLE_MCP] - xy[WRIST]
+    angle = np.arctan2(up[0], -up[1])
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, s], [-s, c]])
+
+
 def hand_affine(landmarks: np.ndarray, mirror: bool, settings: CropSettings, out_size: float) -> np.ndarray:
     """The 2x3 affine from frame pixels onto an ``out_size`` square around the hand.
 
@@ -178,14 +190,7 @@ def hand_affine(landmarks: np.ndarray, mirror: bool, settings: CropSettings, out
     side is the box's longer side times ``1 + 2 * margin``; ``mirror`` flips it left-right.
     """
     xy = np.asarray(landmarks, np.float64)[:, :2]
-    if settings.rotate:
-        up = xy[MIDDLE_MCP] - xy[WRIST]
-        # Rotate so that `up` points to -y (up on screen). R maps frame directions to crop directions.
-        angle = np.arctan2(up[0], -up[1])
-        c, s = np.cos(angle), np.sin(angle)
-        rot = np.array([[c, s], [-s, c]])
-    else:
-        rot = np.eye(2)
+    rot = upright_turn(xy) if settings.rotate else np.eye(2)
     turned = xy @ rot.T
     lo, hi = turned.min(0), turned.max(0)
     centre = (lo + hi) / 2

@@ -6,6 +6,12 @@ flattened to 42 numbers (x0, y0, x1, y1, ...), divided by their largest absolute
 ``Dropout(0.2) -> Linear(42, 20) -> ReLU -> Dropout(0.4) -> Linear(20, 10) -> ReLU -> Linear(10, C)``.
 It sees no pixels at all, so it tells how much of a task the hand's pose alone solves.
 
+The popular recipe does not turn the hand upright, so a hand pointing sideways (a photo taken from above,
+or turned) gives other features than the same hand upright. ``upright=True`` turns each hand's landmarks
+as its crop is turned (:func:`pipeline.preprocess.crops.upright_turn`) before they are scaled, and with
+``mirror="crops"`` the MLP sees each hand in the crop's own frame: the fair baseline for the CNN, next
+to the popular one.
+
 Training uses the CNN's :class:`~pipeline.training.loop.TrainConfig` and selection rule (AdamW, cosine
 schedule, label smoothing, best validation accuracy with ties by lower loss, early stopping), seeded
 the same way. There is no augmentation: image augmentation means nothing to landmarks, and the
@@ -32,7 +38,7 @@ from torch import nn
 from pipeline.data.load import Dataset, landmarks_of
 from pipeline.data.store import LANDMARK_COLUMNS
 from pipeline.errors import UserError
-from pipeline.preprocess.crops import looks_left
+from pipeline.preprocess.crops import looks_left, upright_turn
 from pipeline.training.loop import EpochRecord, TrainConfig, accuracy, pick_device, predict_logits, seed_everything
 
 if TYPE_CHECKING:  # run.py pulls in the report plotting; only its Split type is needed here
@@ -51,20 +57,25 @@ MLP_MIRRORS = ("none", "crops", "chirality", "handedness")
 LANDMARK_CONFIG = TrainConfig(epochs=500, batch_size=128, lr=3e-3, patience=100)
 
 
-def landmark_features(landmarks: np.ndarray, mirror: np.ndarray | None = None) -> np.ndarray:
+def landmark_features(landmarks: np.ndarray, mirror: np.ndarray | None = None, upright: bool = False) -> np.ndarray:
     """(N, 21, 2 or 3) frame-pixel landmarks -> (N, 42) float32 features, the popular recipe.
 
     Per sample: x and y relative to the wrist (landmark 0), flattened as x0, y0, x1, y1, ..., then
     divided by the largest absolute value (a sample whose values are all 0 stays 0). So the features
     do not change when the hand moves or is scaled uniformly in the frame; z is ignored.
 
-    ``mirror`` (N,) bool flips x of the marked samples first (the popular recipe itself does not
-    mirror); after the wrist is subtracted that only negates their x features.
+    ``upright`` first turns each hand as its crop is turned, wrist -> middle-finger base pointing up (not
+    in the popular recipe), so the features do not change when the hand turns in the frame either.
+    ``mirror`` (N,) bool then flips x of the marked samples (the popular recipe itself does not mirror);
+    after the wrist is subtracted that only negates their x features.
     """
     marks = np.asarray(landmarks, np.float64)
     if marks.ndim != 3 or marks.shape[1] != 21 or marks.shape[2] not in (2, 3):
         raise ValueError(f"expected (N, 21, 2 or 3) landmarks, got shape {marks.shape}")
     xy = marks[:, :, :2] - marks[:, :1, :2]
+    if upright:
+        turns = np.stack([upright_turn(m) for m in marks]) if len(marks) else np.zeros((0, 2, 2))
+        xy = np.einsum("nij,nkj->nki", turns, xy)  # each sample's points @ its R.T
     if mirror is not None:
         flip = np.asarray(mirror, bool)
         if flip.shape != (len(marks),):
@@ -88,22 +99,22 @@ def mirror_flags(data: Dataset, rule: str = "none") -> np.ndarray:
     return np.array([looks_left(m) for m in landmarks_of(data.index)], bool)
 
 
-def dataset_features(data: Dataset, mirror: str = "none") -> torch.Tensor:
+def dataset_features(data: Dataset, mirror: str = "none", upright: bool = False) -> torch.Tensor:
     """(N, 42) float32 features of every sample in ``data`` (see :func:`landmark_features`)."""
     if not set(LANDMARK_COLUMNS) <= set(data.index.columns):
         raise UserError(f"{data.root}: no hand landmarks (an imported image dataset?); the landmark MLP needs them")
-    return torch.from_numpy(landmark_features(landmarks_of(data.index), mirror_flags(data, mirror)))
+    return torch.from_numpy(landmark_features(landmarks_of(data.index), mirror_flags(data, mirror), upright))
 
 
 class LandmarkMLP(nn.Module):
     """The popular keypoint classifier: 42 features -> 20 -> 10 -> ``num_classes`` logits.
 
-    ``mirror`` records the rule its features were made with, so prediction makes them the same way.
+    ``mirror`` and ``upright`` record how its features were made, so prediction makes them the same way.
     """
 
-    def __init__(self, num_classes: int, mirror: str = "none") -> None:
+    def __init__(self, num_classes: int, mirror: str = "none", upright: bool = False) -> None:
         super().__init__()
-        self.num_classes, self.mirror = num_classes, mirror
+        self.num_classes, self.mirror, self.upright = num_classes, mirror, upright
         self.net = nn.Sequential(
             nn.Dropout(0.2), nn.Linear(42, 20), nn.ReLU(),
             nn.Dropout(0.4), nn.Linear(20, 10), nn.ReLU(),
@@ -116,19 +127,19 @@ class LandmarkMLP(nn.Module):
 
 
 def train_landmark_mlp(data: Dataset, split: Split, config: TrainConfig = LANDMARK_CONFIG, mirror: str = "none",
-                       progress: bool = False) -> tuple[LandmarkMLP, list[EpochRecord]]:
+                       progress: bool = False, upright: bool = False) -> tuple[LandmarkMLP, list[EpochRecord]]:
     """Train a :class:`LandmarkMLP` on ``split.train``, keeping the epoch best on ``split.val``.
 
     Same rule as :func:`~pipeline.training.loop.train_model`: AdamW and a cosine schedule over
     ``config.epochs``, cross-entropy with ``config.label_smoothing``, best validation accuracy (ties by
     lower validation loss; without a validation split, the last epoch), stop after ``config.patience``
     epochs without a better one. Seeded by ``config.seed`` (weights, dropout, shuffling), so two runs
-    give the same model. ``split.test`` is not touched. Returns the model (in eval mode) and the
-    per-epoch records.
+    give the same model. ``split.test`` is not touched. ``mirror`` and ``upright`` are as in
+    :func:`landmark_features`. Returns the model (in eval mode) and the per-epoch records.
     """
     device = pick_device()
     with _one_cpu_thread(device):
-        return _train(data, split, config, mirror, progress, device)
+        return _train(data, split, config, mirror, upright, progress, device)
 
 
 @contextmanager
@@ -149,15 +160,15 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _train(data: Dataset, split: Split, config: TrainConfig, mirror: str, progress: bool,
+def _train(data: Dataset, split: Split, config: TrainConfig, mirror: str, upright: bool, progress: bool,
            device: torch.device) -> tuple[LandmarkMLP, list[EpochRecord]]:
     from tqdm import tqdm
 
-    features = dataset_features(data, mirror)
+    features = dataset_features(data, mirror, upright)
     x_train, y_train = features[split.train].to(device), data.labels[split.train].to(device)
     x_val, y_val = features[split.val], data.labels[split.val]
     gen = seed_everything(config.seed)  # before the model: its initial weights are part of what a seed fixes
-    model = LandmarkMLP(len(data.label_names), mirror).to(device)
+    model = LandmarkMLP(len(data.label_names), mirror, upright).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
     history: list[EpochRecord] = []
@@ -195,9 +206,9 @@ def _train(data: Dataset, split: Split, config: TrainConfig, mirror: str, progre
 def predict_landmark_mlp(model: LandmarkMLP, data: Dataset, indices: np.ndarray | None = None) -> torch.Tensor:
     """(len(indices), C) logits of ``model`` on ``data``'s samples at ``indices`` (all when None), on the CPU.
 
-    The features are made with the mirror rule the model was trained with (``model.mirror``).
+    The features are made as the model's were in training (``model.mirror``, ``model.upright``).
     """
-    features = dataset_features(data, model.mirror)
+    features = dataset_features(data, model.mirror, model.upright)
     return predict_logits(model, features if indices is None else features[np.asarray(indices, np.int64)])
 
 

@@ -82,7 +82,7 @@ def test_fill_depth_trains_on_crops_drawn_from_the_landmarks_with_pose_copies(tm
 
 def test_augment_settings_change_the_recipe_the_run_records_and_trains(tmp_path: Path, monkeypatch) -> None:
     """--augment KEY=VALUE: one copy per crop and no drawn non-gestures are what the member trains on, and what
-    run.json records; the other fields keep the shipped recipe's defaults."""
+    run.json records; the other fields keep the shipped recipe's defaults. --weight-decay reaches the member too."""
     import pipeline.training.run as run
     from pipeline.data.load import load_dataset
     from pipeline.training.augment import AugmentConfig
@@ -90,7 +90,7 @@ def test_augment_settings_change_the_recipe_the_run_records_and_trains(tmp_path:
     seen = []
 
     def train_model(model, train_set, val_set, config, **kwargs):
-        seen.append((len(train_set[0]), config.augment))
+        seen.append((len(train_set[0]), config))
         return real(model, train_set, val_set, config, **kwargs)
 
     real = run.train_model
@@ -98,14 +98,16 @@ def test_augment_settings_change_the_recipe_the_run_records_and_trains(tmp_path:
     out = tmp_path / "one-copy"
     code, _, err = run_main(train, "--data", str(ASL), "--fill", "depth", "--augment", "pose_copies=3", "--augment",
                             "none_poses=0", "--augment", "pose_copies=1", "--augment", "rotate_deg=5", "--out", str(out),
-                            "--epochs", "1", "--quiet")
+                            "--epochs", "1", "--weight-decay", "0.05", "--quiet")
     assert code == 0, err
     split = json.loads((out / "run.json").read_text())["split_groups"]
     in_train = np.array([g in split["train"] or f"asl_letters/{g}" in split["train"] for g in load_dataset(ASL).groups])
-    (trained, augment), = seen
+    (trained, config), = seen
     assert trained == 2 * int(in_train.sum())  # each crop and one copy, nothing drawn
     expected = AugmentConfig(pose_copies=1, none_poses=0, rotate_deg=5)
-    assert augment == expected and json.loads((out / "run.json").read_text())["train"]["augment"] == expected.to_dict()
+    recorded = json.loads((out / "run.json").read_text())["train"]
+    assert config.augment == expected and recorded["augment"] == expected.to_dict()
+    assert config.weight_decay == recorded["weight_decay"] == 0.05
 
 
 def hull_dataset(tmp_path: Path) -> Path:
@@ -138,6 +140,7 @@ def missing_crop(tmp_path: Path) -> Path:
     (lambda t: ["--data", str(missing_crop(t))], "missing or unreadable crop"),
     (lambda t: ["--data", str(FINGERS), "--lr", "-1"], "argument --lr: must be at least 0, got -1"),
     (lambda t: ["--data", str(FINGERS), "--lr", "0"], "argument --lr: must be above 0, got 0"),
+    (lambda t: ["--data", str(FINGERS), "--weight-decay", "-0.1"], "argument --weight-decay: must be at least 0, got -0.1"),
     (lambda t: ["--data", str(FINGERS), "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
     (lambda t: ["--data", str(FINGERS), "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
     (lambda t: ["--data", str(FINGERS), "--ensemble", "x"], "argument --ensemble: 'x' is not an integer"),

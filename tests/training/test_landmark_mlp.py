@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data.load import landmarks_of
+from pipeline.data.load import affines_of, landmarks_of
 from pipeline.data.store import LANDMARK_COLUMNS
 from pipeline.errors import UserError
+from pipeline.preprocess.crops import transform_points
 from pipeline.training.landmark_mlp import (
     LANDMARK_CONFIG,
     LandmarkMLP,
@@ -89,6 +90,32 @@ def test_mirror_negates_exactly_the_x_features_of_the_marked_samples(marks: np.n
                                rtol=0, atol=1e-6)
 
 
+def test_upright_features_are_the_hand_as_its_crop_shows_it(fingers, marks: np.ndarray) -> None:
+    # The fair baseline sees what the CNN's crop sees: each hand's landmarks taken through the crop's own
+    # frame -> crop affine (turned upright, mirrored as the crop was), relative to the wrist, scaled.
+    assert fingers.settings.rotate
+    features = landmark_features(marks, mirror_flags(fingers, "crops"), upright=True)
+    in_crop = np.stack([transform_points(a, m[:, :2]) for a, m in zip(affines_of(fingers.index), marks)])
+    in_crop -= in_crop[:, :1]
+    expected = in_crop.reshape(len(marks), 42) / np.abs(in_crop.reshape(len(marks), 42)).max(1, keepdims=True)
+    np.testing.assert_allclose(features, expected, rtol=0, atol=5e-5)  # the index stores affines rounded
+    # Upright: the middle finger's base lies straight above the wrist.
+    np.testing.assert_allclose(features[:, 2 * 9], 0.0, atol=1e-6)
+    assert (features[:, 2 * 9 + 1] < 0).all()
+
+
+def test_upright_features_do_not_change_when_the_photo_turns(marks: np.ndarray) -> None:
+    angles = np.random.default_rng(1).uniform(np.pi / 6, 2 * np.pi - np.pi / 6, len(marks))  # each a real turn
+    c, s = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    turned = marks.copy()
+    x, y = marks[:, :, 0] - 320, marks[:, :, 1] - 240
+    turned[:, :, 0], turned[:, :, 1] = c * x - s * y + 320, s * x + c * y + 240
+    np.testing.assert_allclose(landmark_features(turned, upright=True), landmark_features(marks, upright=True),
+                               rtol=0, atol=1e-5)
+    # The popular recipe's features move with the turn: that is what upright is for.
+    assert np.abs(landmark_features(turned) - landmark_features(marks)).max(1).min() > 0.05
+
+
 def test_mirror_rules(fingers) -> None:
     crops = mirror_flags(fingers, "crops")
     assert fingers.settings.mirror == "chirality" and 0.3 < crops.mean() < 0.7
@@ -150,3 +177,12 @@ def test_patience_stops_early(fingers, split: Split) -> None:
     _, history = train_landmark_mlp(fingers, split, replace(SHORT, epochs=200, patience=2))
     best = max(range(len(history)), key=lambda i: (history[i].val_acc, -history[i].val_loss))
     assert len(history) < 200 and len(history) - 1 - best == 2  # stopped two epochs after the best one
+
+
+def test_prediction_makes_the_features_upright_when_the_model_was_trained_upright(fingers, split: Split) -> None:
+    model, _ = train_landmark_mlp(fingers, split, replace(SHORT, epochs=4), mirror="crops", upright=True)
+    assert model.upright and model.mirror == "crops"
+    logits = predict_landmark_mlp(model, fingers, split.test)
+    upright = dataset_features(fingers, "crops", upright=True)[split.test]
+    torch.testing.assert_close(logits, predict_logits(model, upright), rtol=0, atol=0)
+    assert not torch.equal(logits, predict_logits(model, dataset_features(fingers, "crops")[split.test]))
