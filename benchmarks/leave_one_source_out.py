@@ -123,7 +123,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weight-decay", type=at_least(0.0, float), default=TrainConfig.weight_decay, metavar="W",
-                        help="AdamW's decoupled weight decay, as pipeline.train's (default: %(default)g)")
+                        help="the CNN's AdamW weight decay, as pipeline.train's (default: %(default)g; the MLPs keep "
+                             "their own recipe)")
     parser.add_argument("--members", type=at_least(1), default=1, metavar="K",
                         help="train K seeds per fold and average them (pipeline.train --ensemble)")
     parser.add_argument("--turned", type=int, default=0, metavar="N", help="photos per source through the whole path, turned")

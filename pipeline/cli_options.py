@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from pipeline.data.spec import DataSpec
@@ -27,12 +28,18 @@ def name_commands(pattern: str) -> None:
 
 
 def at_least(low: float, kind: type = int):
-    """An argparse ``type``: a number of ``kind`` that is at least ``low`` (``--epochs 0`` is refused by argparse)."""
+    """An argparse ``type``: a number of ``kind`` that is at least ``low`` (``--epochs 0`` is refused by argparse).
+
+    ``nan`` and ``inf`` are refused too: no setting of ours means anything with them (a NaN learning rate trains
+    NaN weights).
+    """
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
         return value

@@ -174,7 +174,8 @@ def transform_points(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
 def upright_turn(landmarks: np.ndarray) -> np.ndarray:
     """The 2x2 rotation that turns the hand upright: wrist -> middle-finger base points to -y (up on screen).
 
-    It maps frame directions to upright ones (``xy @ R.T``); the crop's ``rotate`` setting uses it.
+    It maps frame directions to upright ones (``xy @ R.T``); the crop's ``rotate`` setting uses it. A palm of
+    no length (wrist and middle-finger base on one pixel) gets the half turn.
     """
     xy = np.asarray(landmarks, np.float64)[:, :2]
     up = xy[MIDDLE_MCP] - xy[WRIST]

@@ -229,7 +229,9 @@ def _train_cell_logged(shared: tuple, cell: tuple) -> tuple[dict, list[str]]:
     return train_cell(data, splits[k], config, variant, seed, root, lines.append, split_number=k), lines
 
 
-#: The landmark MLP makes its features with the crops' own mirror decision, so it sees hands as the CNN does.
+#: The landmark MLP makes its features with the crops' own mirror decision, in the photo's frame: not turned upright
+#: as the crops are (``landmark_mlp``'s ``upright``, the leave-one-source-out benchmark's ``mlp_upright``), so a
+#: tilted hand is flipped about the photo's vertical, not the hand's.
 MLP_MIRROR = "crops"
 
 

@@ -58,14 +58,15 @@ LANDMARK_CONFIG = TrainConfig(epochs=500, batch_size=128, lr=3e-3, patience=100)
 
 
 def landmark_features(landmarks: np.ndarray, mirror: np.ndarray | None = None, upright: bool = False) -> np.ndarray:
-    """(N, 21, 2 or 3) frame-pixel landmarks -> (N, 42) float32 features, the popular recipe.
+    """(N, 21, 2 or 3) frame-pixel landmarks -> (N, 42) float32 features: the popular recipe, or upright.
 
     Per sample: x and y relative to the wrist (landmark 0), flattened as x0, y0, x1, y1, ..., then
     divided by the largest absolute value (a sample whose values are all 0 stays 0). So the features
     do not change when the hand moves or is scaled uniformly in the frame; z is ignored.
 
-    ``upright`` first turns each hand as its crop is turned, wrist -> middle-finger base pointing up (not
-    in the popular recipe), so the features do not change when the hand turns in the frame either.
+    ``upright`` first turns each hand as a crop made with ``rotate`` (every shipped dataset's setting) is
+    turned, wrist -> middle-finger base pointing up (not in the popular recipe), so the features do not
+    change when the hand turns in the frame either; it turns them whatever the dataset's crops did.
     ``mirror`` (N,) bool then flips x of the marked samples (the popular recipe itself does not mirror);
     after the wrist is subtracted that only negates their x features.
     """
@@ -127,7 +128,7 @@ class LandmarkMLP(nn.Module):
 
 
 def train_landmark_mlp(data: Dataset, split: Split, config: TrainConfig = LANDMARK_CONFIG, mirror: str = "none",
-                       progress: bool = False, upright: bool = False) -> tuple[LandmarkMLP, list[EpochRecord]]:
+                       *, upright: bool = False, progress: bool = False) -> tuple[LandmarkMLP, list[EpochRecord]]:
     """Train a :class:`LandmarkMLP` on ``split.train``, keeping the epoch best on ``split.val``.
 
     Same rule as :func:`~pipeline.training.loop.train_model`: AdamW and a cosine schedule over

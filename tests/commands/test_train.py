@@ -80,7 +80,8 @@ def test_fill_depth_trains_on_crops_drawn_from_the_landmarks_with_pose_copies(tm
     assert load_dataset(ASL).settings.fill == "image"
 
 
-def test_augment_settings_change_the_recipe_the_run_records_and_trains(tmp_path: Path, monkeypatch) -> None:
+def test_augment_settings_and_weight_decay_change_the_recipe_the_run_records_and_trains(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
     """--augment KEY=VALUE: one copy per crop and no drawn non-gestures are what the member trains on, and what
     run.json records; the other fields keep the shipped recipe's defaults. --weight-decay reaches the member too."""
     import pipeline.training.run as run
@@ -141,6 +142,8 @@ def missing_crop(tmp_path: Path) -> Path:
     (lambda t: ["--data", str(FINGERS), "--lr", "-1"], "argument --lr: must be at least 0, got -1"),
     (lambda t: ["--data", str(FINGERS), "--lr", "0"], "argument --lr: must be above 0, got 0"),
     (lambda t: ["--data", str(FINGERS), "--weight-decay", "-0.1"], "argument --weight-decay: must be at least 0, got -0.1"),
+    (lambda t: ["--data", str(FINGERS), "--weight-decay", "inf"], "argument --weight-decay: 'inf' is not a finite number"),
+    (lambda t: ["--data", str(FINGERS), "--lr", "nan"], "argument --lr: 'nan' is not a finite number"),
     (lambda t: ["--data", str(FINGERS), "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
     (lambda t: ["--data", str(FINGERS), "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
     (lambda t: ["--data", str(FINGERS), "--ensemble", "x"], "argument --ensemble: 'x' is not an integer"),

@@ -20,6 +20,7 @@ from pipeline.preprocess.crops import (
     looks_left,
     rerender,
     transform_points,
+    upright_turn,
 )
 from pipeline.preprocess.hands import MIDDLE_MCP, WRIST, Hand
 
@@ -118,6 +119,22 @@ def test_rotation_points_wrist_to_middle_base_straight_up(all_hands):
         # The fingertips are above the wrist in an upright open palm.
         tips = transform_points(crop.affine, hand.landmarks[[8, 12, 16, 20], :2])
         assert (tips[:, 1] < wrist[1] - DEFAULT.size / 3).all()
+
+
+def test_upright_turn_is_the_rotation_the_crop_makes(all_hands):
+    for photo, hand in all_hands:
+        turn = upright_turn(hand.landmarks)
+        np.testing.assert_allclose(turn @ turn.T, np.eye(2), atol=1e-12)
+        assert np.linalg.det(turn) == pytest.approx(1.0)  # a turn, never a flip
+        up = (hand.landmarks[MIDDLE_MCP, :2] - hand.landmarks[WRIST, :2]) @ turn.T
+        assert abs(up[0]) < 1e-9 and up[1] < 0
+        # The crop's affine is that turn, scaled (the mirror, when any, comes after it).
+        crop = crop_hand(photo.image, hand, dataclasses.replace(DEFAULT, mirror="none"))
+        linear = crop.affine[:, :2]
+        np.testing.assert_allclose(linear / np.sqrt(abs(np.linalg.det(linear))), turn, atol=1e-9)
+    # A palm of no length gets the half turn rather than a NaN.
+    flat = np.zeros((21, 3))
+    np.testing.assert_allclose(upright_turn(flat), -np.eye(2), atol=1e-12)
 
 
 def _rotate_photo(image: np.ndarray, hand: Hand, quarters: int) -> tuple[np.ndarray, Hand]:
