@@ -15,7 +15,8 @@ photos of each held-out source also go through the whole path again, as they are
 
     python benchmarks/leave_one_source_out.py [--epochs 40] [--model lenet5] [--members 3] [--fill depth] [--pose-copies 0] [--none-poses 0]
                                               [--pose-tilt 0] [--pose-spread 0.4 1.2] [--thumb-in 0] [--none-circles 0] [--none-tilt 30]
-                                              [--augment style_poses=0.07] [--turned 60] [--no-mlp] [--predictions errors.csv]
+                                              [--augment style_poses=0.07] [--weight-decay 0.05] [--turned 60] [--no-mlp]
+                                              [--predictions errors.csv]
 
 The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
 

@@ -109,9 +109,12 @@ def augment_setting(item: str) -> tuple[str, float]:
         raise ValueError(f"{item!r} is not KEY=VALUE with KEY one of {', '.join(defaults)}")
     kind = type(defaults[key])
     try:
-        return key, kind(text)
+        value = kind(text)
     except ValueError:
         raise ValueError(f"{key} takes {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    if not math.isfinite(value):  # as the other number options: nan or inf means nothing for a setting
+        raise ValueError(f"{key} takes a finite number, got {text!r}")
+    return key, value
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:

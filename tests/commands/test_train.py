@@ -150,6 +150,7 @@ def missing_crop(tmp_path: Path) -> Path:
     (lambda t: [], "no data given"),
     (lambda t: ["--data", str(FINGERS), "--augment", "tilt=5"], "argument --augment: 'tilt=5' is not KEY=VALUE with KEY one of rotate_deg,"),
     (lambda t: ["--data", str(FINGERS), "--augment", "pose_copies=1.5"], "argument --augment: pose_copies takes an integer, got '1.5'"),
+    (lambda t: ["--data", str(FINGERS), "--augment", "rotate_deg=nan"], "argument --augment: rotate_deg takes a finite number, got 'nan'"),
     (lambda t: ["--data", str(FINGERS), "--augment", "pose_flip=2"], "copies seen from the other side need 0 <= pose_flip <= 1, got 2.0"),
     (lambda t: ["--data", str(FINGERS), "--augment", "rotate_deg=5", "--no-augment"], "--augment changes what --no-augment turns off"),
     (lambda t: ["--data", str(hull_dataset(t)), "--fill", "depth"], "needs the bones mask (--mask bones, collect's default), not hull"),
