@@ -67,6 +67,10 @@ def screenshot(display: str, window: str, path: Path, shows: Callable[[np.ndarra
     With ``shows``, grabs again until ``shows(pixels)`` holds or ``seconds`` pass, and returns the last grab:
     an X server without a compositor keeps no copy of a window, so a grab made while the window repaints
     (after a click, a resize) reads the bare background.
+
+    A window still one flat colour after a second is mapped again, once: without a window manager, Qt now
+    and then never paints a window it has just mapped, although the program shows a frame each turn (about
+    1 run in 10 on a busy 2-core machine; the whole screen reads black). Mapping it again makes it paint.
     """
     try:
         from PIL import ImageGrab, features
@@ -74,10 +78,12 @@ def screenshot(display: str, window: str, path: Path, shows: Callable[[np.ndarra
         return None
     if not features.check("xcb"):
         return None
-    deadline = time.monotonic() + seconds
+    start = time.monotonic()
+    deadline, remapped = start + seconds, False
+    env = {**os.environ, "DISPLAY": display}
     while True:
         geometry = subprocess.run(["xdotool", "getwindowgeometry", "--shell", window], capture_output=True,
-                                  text=True, env={**os.environ, "DISPLAY": display}).stdout
+                                  text=True, env=env).stdout
         g = dict(line.split("=", 1) for line in geometry.split())
         x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
         image = ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=display)
@@ -85,6 +91,10 @@ def screenshot(display: str, window: str, path: Path, shows: Callable[[np.ndarra
         if shows is None or shows(pixels) or time.monotonic() > deadline:
             image.save(path)
             return pixels
+        if not remapped and pixels.std() == 0 and time.monotonic() > start + 1.0:
+            for step in ("windowunmap", "windowmap"):
+                subprocess.run(["xdotool", step, "--sync", window], env=env, check=True, timeout=30)
+            remapped = True
         time.sleep(0.1)
 
 
