@@ -64,7 +64,8 @@ class AugmentConfig:
     # copies are by pose_tilt_deg (finger_poses.none_hands).
     none_tilt_deg: float = 0.0
     # Drawn counts in other styles (finger_poses.style_poses: a two of thumb and index, a thumb-out three), as a share
-    # of the training crops (copies included), labelled with their count.
+    # of the training crops (copies included), labelled with their count. The shipped model is trained with 0.07
+    # (models/MODEL_CARD.md); off by default, since only the count labels have these styles.
     style_poses: float = 0.0
 
     def __post_init__(self) -> None:

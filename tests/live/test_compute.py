@@ -110,8 +110,9 @@ def test_the_heatmap_lies_on_the_hand(shipped, videos_dir, detector) -> None:
     inside = []
     for name in VIDEOS:
         live = LivePipeline(shipped)
-        # Every 10th frame: the hands the model answers none (a thumbs-up, typing) get no map to check.
-        for frame in every_nth_frame(video_path(videos_dir, name), 10):
+        # Every 5th frame: the hands the model answers none (a thumbs-up, typing, most of the relaxed open palm)
+        # get no map to check.
+        for frame in every_nth_frame(video_path(videos_dir, name), 5):
             result = live(frame.image, detector.detect(frame.image), CAM)
             height, width = frame.image.shape[:2]
             for item in result.hands:
