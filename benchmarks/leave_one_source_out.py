@@ -18,7 +18,7 @@ photos of each held-out source also go through the whole path again, as they are
                                               [--augment style_poses=0.07] [--weight-decay 0.05] [--turned 60] [--no-mlp]
                                               [--predictions errors.csv]
 
-The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40``.
+The shipped model's recipe: ``--epochs 20 --model lenet5-wide --members 3 --fill depth --turned 40 --augment style_poses=0.07``.
 
 Last line: ``cnn_mean=... mlp_mean=... mlp_upright_mean=... cnn_pooled=... back_of_hand=... none_precision=... none_recall=...
 false_positive_rate=... counts=... together=... thumb_three=... counts_n=... together_n=... thumb_three_n=...

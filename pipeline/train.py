@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment", action="append", type=augment_item, default=[], metavar="KEY=VALUE",
                         help="change one augmentation setting (repeat for several), e.g. rotate_deg=5, pose_copies=0, "
                              "style_poses=0.07: the fields of pipeline.training.augment.AugmentConfig, whose comments "
-                             "say what each does and whose defaults are the shipped recipe's (models/MODEL_CARD.md "
-                             "names the ones tried)")
+                             "say what each does and whose defaults are the shipped recipe's, but for style_poses, which the "
+                             "shipped model sets to 0.07 (models/MODEL_CARD.md names the ones tried)")
     add_fill_option(parser.add_argument_group("crop settings (the datasets' crops are re-rendered to them)"), None)
     parser.add_argument("--val-groups", nargs="+", metavar="G", help="groups for validation (default: chosen by seed)")
     parser.add_argument("--test-groups", nargs="+", metavar="G", help="groups for test (default: chosen by seed)")
