@@ -157,9 +157,10 @@ def add_fill_option(group, default: str | None) -> None:
     then = f"default: {default}" if default else "default: as the first dataset was made"
     group.add_argument("--fill", choices=FILLS, default=default,
                        help="what a crop shows inside the mask: image (the photo's gray levels), mask (the hand's "
-                            "silhouette alone) or depth (the palm and finger bones drawn from the landmarks, brighter "
-                            "the nearer the camera; needs the bones mask, collect's default); mask "
-                            f"and depth keep nothing of skin, light or camera ({then})")
+                            "silhouette alone), depth (the palm and finger bones drawn from the landmarks, brighter "
+                            "the nearer the camera; needs the bones mask, collect's default) or outlined (depth with "
+                            "each finger outlined in black, so fingers held together stay apart); mask, depth "
+                            f"and outlined keep nothing of skin, light or camera ({then})")
 
 
 def crop_settings_from(args: argparse.Namespace) -> CropSettings:

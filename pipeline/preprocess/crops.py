@@ -18,19 +18,24 @@ import cv2
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.preprocess.hands import HAND_CONNECTIONS, MIDDLE_MCP, PALM, WRIST, Hand
+from pipeline.preprocess.hands import FINGERS, HAND_CONNECTIONS, MIDDLE_MCP, PALM, WRIST, Hand
 
 MASKS = ("none", "hull", "bones")
 #: How a hand is mirrored before it is cropped (see :func:`mirrors`).
 MIRRORS = ("chirality", "handedness", "none")
-#: What a masked crop shows of the hand: the photo's gray levels, the mask alone, or the mask shaded by the
-#: landmarks' depth (see :class:`CropSettings`).
-FILLS = ("image", "mask", "depth")
+#: What a masked crop shows of the hand: the photo's gray levels, the mask alone, the mask shaded by the
+#: landmarks' depth, or that with each finger outlined (see :class:`CropSettings`).
+FILLS = ("image", "mask", "depth", "outlined")
+#: The fills drawn from the landmarks alone (no pixel of the photo), which training can draw anew; those shaded by depth.
+LANDMARK_FILLS, DEPTH_FILLS = ("mask", "depth", "outlined"), ("depth", "outlined")
 #: ``fill="depth"``: the gray level of a bone at the wrist's depth, its change per palm length nearer the camera,
 #: and the range it is clipped to (the background stays 0).
 DEPTH_GRAY, DEPTH_GAIN, DEPTH_RANGE = 150.0, 120.0, (40.0, 255.0)
-#: 2: ``mirror`` (a rule) replaced ``mirror_left`` (handedness or nothing). 3: ``fill``. Older settings still load.
-CROP_VERSION = 3
+#: ``fill="outlined"``: the black outline of each finger and the palm, as a share of the bone width on each side.
+OUTLINE = 0.1
+#: 2: ``mirror`` (a rule) replaced ``mirror_left`` (handedness or nothing). 3: ``fill``. 4: ``fill="outlined"``.
+#: Older settings still load.
+CROP_VERSION = 4
 INDEX_MCP, PINKY_MCP = 5, 17
 
 
@@ -57,7 +62,8 @@ class CropSettings:
             nothing of its skin, light or camera; or ``"depth"`` (``mask="bones"`` only), the palm and
             each finger bone drawn from the 21 landmarks, brighter the nearer MediaPipe puts it to the
             camera, nearer ones over farther ones (see :func:`depth_render`), so a finger bent toward
-            the camera is told from one held up.
+            the camera is told from one held up; or ``"outlined"``, that with each finger and the palm
+            outlined in black (:data:`OUTLINE`), so fingers held together show as fingers, not one mitten.
         render_scale: the crop is warped at ``size * render_scale`` pixels, masked, then reduced
             with area interpolation; the large render is what datasets keep for re-rendering.
         version: the crop code's version; a checkpoint from a newer one is refused.
@@ -82,7 +88,7 @@ class CropSettings:
             raise UserError(f"unknown crop fill {self.fill!r}; choose one of {', '.join(FILLS)}")
         if self.fill == "mask" and self.mask == "none":
             raise UserError("a crop filled with its mask needs a mask; choose --mask bones or hull")
-        if self.fill == "depth" and self.mask != "bones":
+        if self.fill in DEPTH_FILLS and self.mask != "bones":
             raise UserError(f"a depth-shaded crop is drawn bone by bone; it needs the bones mask (--mask bones, collect's "
                             f"default), not {self.mask}")
         if not 8 <= self.size <= 512:
@@ -115,6 +121,8 @@ class CropSettings:
             values["mirror"] = "handedness" if values.pop("mirror_left") else "none"
             values["version"] = CROP_VERSION  # the same crops, described by this version's fields
         if values.get("version", CROP_VERSION) == 2 and "fill" not in values:  # version 2 filled with the image
+            values["version"] = CROP_VERSION
+        if values.get("version") == 3:  # the same fields; version 4 added a fill
             values["version"] = CROP_VERSION
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -253,39 +261,72 @@ def crop_points(affine: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return np.column_stack([transform_points(affine, landmarks[:, :2]), landmarks[:, 2] * scale])
 
 
-def depth_render(points: np.ndarray, size: int, bone_width: float) -> np.ndarray:
+def depth_render(points: np.ndarray, size: int, bone_width: float, rim: float = 0.0) -> np.ndarray:
     """The ``fill="depth"`` image (uint8, ``size`` square) from (21, 3) landmarks already in its pixels.
 
     The palm (its polygon, edges and joints) and each finger bone are drawn as the bone mask draws them, so the
     lit pixels are the mask's, each part in one gray level: :data:`DEPTH_GRAY` at the wrist's depth,
     :data:`DEPTH_GAIN` brighter per palm length nearer the camera (MediaPipe's z), clipped to
     :data:`DEPTH_RANGE`; farther parts are drawn first, so nearer ones cover them.
+
+    ``rim`` > 0 outlines the palm and each finger in black, ``rim`` of the bone width on each side (within it:
+    the lit pixels stay the mask's), and draws a finger whole, all its bones after the farther fingers': fingers
+    held together then show as fingers, not as one mitten.
     """
     image = np.zeros((size, size), np.uint8)
     shift = 4  # draw with 1/16 px precision
     pts = np.round((points[:, :2] - 0.5) * (1 << shift)).astype(np.int32)
     palm_len = float(np.linalg.norm(points[MIDDLE_MCP, :2] - points[WRIST, :2])) + 1e-6
     width = max(1, int(round(bone_width * palm_len)))
+    inner = max(1, width - 2 * int(round(rim * width))) if rim > 0 else width
     near = -(points[:, 2] - points[WRIST, 2]) / palm_len  # MediaPipe's z falls toward the camera
 
     def gray(nearness: float) -> int:
         return int(np.clip(DEPTH_GRAY + DEPTH_GAIN * nearness, *DEPTH_RANGE))
 
-    parts = [(float(near[list(PALM)].mean()), None)]
-    parts += [(float(near[a] + near[b]) / 2, (a, b)) for a, b in HAND_CONNECTIONS if not (a in PALM and b in PALM)]
-    for nearness, bone in sorted(parts, key=lambda part: part[0]):  # farthest first
-        if bone is None:  # the palm: polygon, its edges as thick as the bones, round joints, in one gray
-            palm = gray(nearness)
-            cv2.fillPoly(image, [pts[list(PALM)]], palm, cv2.LINE_AA, shift)
-            for a, b in HAND_CONNECTIONS:
-                if a in PALM and b in PALM:
-                    cv2.line(image, tuple(pts[a]), tuple(pts[b]), palm, width, cv2.LINE_AA, shift)
+    def line(a: int, b: int, level: int, w: int) -> None:
+        cv2.line(image, tuple(pts[a]), tuple(pts[b]), level, w, cv2.LINE_AA, shift)
+
+    def dot(i: int, level: int, w: int) -> None:
+        cv2.circle(image, tuple(pts[i]), w // 2, level, -1, cv2.LINE_AA, shift)
+
+    palm_edges = [(a, b) for a, b in HAND_CONNECTIONS if a in PALM and b in PALM]
+    bones = [(a, b) for a, b in HAND_CONNECTIONS if not (a in PALM and b in PALM)]
+    palm_near = float(near[list(PALM)].mean())
+
+    def draw_palm(w: int) -> None:  # polygon, its edges as thick as the bones, round joints, in one gray
+        level = gray(palm_near)
+        cv2.fillPoly(image, [pts[list(PALM)]], level, cv2.LINE_AA, shift)
+        for a, b in palm_edges:
+            line(a, b, level, w)
+        for i in PALM:
+            dot(i, level, w)
+
+    if rim <= 0:
+        parts = [(palm_near, None)] + [(float(near[a] + near[b]) / 2, (a, b)) for a, b in bones]
+        for nearness, bone in sorted(parts, key=lambda part: part[0]):  # farthest first
+            if bone is None:
+                draw_palm(width)
+            else:
+                line(*bone, gray(nearness), width)
+                dot(bone[1], gray(near[bone[1]]), width)  # a round joint, tip
+        return image
+    fingers = [list(zip((base, *chain[:-1]), chain)) for base, chain in FINGERS]
+    parts = [(palm_near, [])] + [(float(np.mean([near[a] + near[b] for a, b in f])) / 2, f) for f in fingers]
+    for _, finger in sorted(parts, key=lambda part: part[0]):  # farthest first
+        if not finger:
+            for a, b in palm_edges:
+                line(a, b, 0, width)
             for i in PALM:
-                cv2.circle(image, tuple(pts[i]), width // 2, palm, -1, cv2.LINE_AA, shift)
+                dot(i, 0, width)
+            draw_palm(inner)
             continue
-        a, b = bone
-        cv2.line(image, tuple(pts[a]), tuple(pts[b]), gray(nearness), width, cv2.LINE_AA, shift)
-        cv2.circle(image, tuple(pts[b]), width // 2, gray(near[b]), -1, cv2.LINE_AA, shift)  # a round joint, tip
+        for a, b in finger:  # the black outline of the whole finger, then its bones within it
+            line(a, b, 0, width)
+            dot(b, 0, width)
+        for a, b in sorted(finger, key=lambda bone: near[bone[0]] + near[bone[1]]):
+            line(a, b, gray((near[a] + near[b]) / 2), inner)
+            dot(b, gray(near[b]), inner)
     return image
 
 
@@ -297,8 +338,9 @@ def fill_crop(large: np.ndarray | None, points: np.ndarray, settings: CropSettin
         raise ValueError("an image-filled crop needs the large render")
     big = settings.render_size if large is None else large.shape[0]
     mask = hand_mask(points, settings.mask, big, settings.bone_width)
-    if settings.fill == "depth":
-        return finish_crop(depth_render(points, big, settings.bone_width), None, settings.size), mask
+    if settings.fill in DEPTH_FILLS:
+        rim = OUTLINE if settings.fill == "outlined" else 0.0
+        return finish_crop(depth_render(points, big, settings.bone_width, rim), None, settings.size), mask
     return finish_crop(mask if large is None else large, mask, settings.size, settings.fill), mask
 
 
@@ -362,14 +404,14 @@ def rerender(large: np.ndarray, landmarks_in_large: np.ndarray, settings: CropSe
     (21, 3) landmarks in the render's pixels (:func:`crop_points`; (21, 2) do for fills other than depth)."""
     points = np.asarray(landmarks_in_large, np.float64)
     if points.shape[1] == 2:
-        if settings.fill == "depth":
+        if settings.fill in DEPTH_FILLS:
             raise ValueError("a depth-shaded crop needs the landmarks' z")
         points = np.column_stack([points, np.zeros(len(points))])
     return fill_crop(large, points, settings)[0]
 
 
 __all__ = [
-    "Crop", "CropSettings", "FILLS", "MASKS", "MIRRORS", "crop_hand", "crop_points", "depth_render", "fill_crop", "finish_crop",
-    "hand_affine", "hand_mask", "invert_affine", "looks_left", "mirrors", "rerender", "seen_from_back", "transform_points",
-    "warp",
+    "Crop", "CropSettings", "DEPTH_FILLS", "FILLS", "LANDMARK_FILLS", "OUTLINE", "MASKS", "MIRRORS", "crop_hand",
+    "crop_points", "depth_render", "fill_crop", "finish_crop", "hand_affine", "hand_mask", "invert_affine",
+    "looks_left", "mirrors", "rerender", "seen_from_back", "transform_points", "warp",
 ]

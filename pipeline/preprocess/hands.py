@@ -41,6 +41,8 @@ HAND_CONNECTIONS: tuple[tuple[int, int], ...] = (
 )
 #: The palm polygon: wrist and the four finger bases, plus the thumb's base.
 PALM = (0, 1, 5, 9, 13, 17)
+#: Each finger's base and the landmarks beyond it, base to tip: thumb (from its CMC joint), index, middle, ring, little.
+FINGERS = ((1, (2, 3, 4)), (5, (6, 7, 8)), (9, (10, 11, 12)), (13, (14, 15, 16)), (17, (18, 19, 20)))
 WRIST, MIDDLE_MCP = 0, 9
 #: The black border a photo with no hand found is searched in again, as a fraction of its longer side
 #: (see :meth:`HandDetector.detect`); 0 turns the second search off.

@@ -37,16 +37,12 @@ import torch
 
 from pipeline.data.load import Dataset, affines_of, landmarks_of
 from pipeline.labels import NONE_LABEL
-from pipeline.preprocess.crops import INDEX_MCP, PINKY_MCP, crop_points, fill_crop, hand_affine, looks_left, mirrors, seen_from_back
-from pipeline.preprocess.hands import MIDDLE_MCP, WRIST, Hand
+from pipeline.preprocess.crops import INDEX_MCP, LANDMARK_FILLS, PINKY_MCP, crop_points, fill_crop, hand_affine, looks_left, mirrors, seen_from_back
+from pipeline.preprocess.hands import FINGERS, MIDDLE_MCP, WRIST, Hand
 from pipeline.training.augment import AugmentConfig
 
-#: Each finger's base and the landmarks that turn about it: thumb (from its CMC joint), index, middle, ring, little.
-FINGERS = ((1, (2, 3, 4)), (5, (6, 7, 8)), (9, (10, 11, 12)), (13, (14, 15, 16)), (17, (18, 19, 20)))
 #: The thumb's tip landmark.
 THUMB_TIP = FINGERS[0][1][-1]
-#: Fills drawn from the landmarks alone, which copies can be drawn in.
-DRAWN_FILLS = ("depth", "mask")
 
 
 #: A raised finger's tip is at least this share of the finger's length (its bones end to end) from its base.
@@ -359,7 +355,7 @@ def drawn_hands(data: Dataset, indices: np.ndarray, count: int, seed: int | tupl
     names = data.label_names
     # Fingers move between crops as offsets in the crop's axes: only upright crops with the thumb on one side
     # (mirrored by chirality) share those axes.
-    if (count <= 0 or settings is None or settings.fill not in DRAWN_FILLS or not finger_sets
+    if (count <= 0 or settings is None or settings.fill not in LANDMARK_FILLS or not finger_sets
             or not settings.rotate or settings.mirror != "chirality"
             or not set(names) - {NONE_LABEL} <= set(COUNT_FINGERS) or not len(indices)):
         return None
@@ -456,7 +452,7 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     (:func:`other_side`, drawn from a generator of its own): (copies * len(indices), 1, S, S) uint8, copy by copy; None when
     copies are off or the crops show the photo (they cannot be redrawn)."""
     settings = data.settings
-    if not config.pose_copies or settings is None or settings.fill not in DRAWN_FILLS or not len(indices):
+    if not config.pose_copies or settings is None or settings.fill not in LANDMARK_FILLS or not len(indices):
         return None
     rows = data.index.iloc[np.asarray(indices)]
     affines = affines_of(rows) * settings.render_scale  # onto the large render, where the mask is drawn
@@ -488,7 +484,7 @@ def pose_copies(data: Dataset, indices: np.ndarray, config: AugmentConfig, seed:
     return torch.from_numpy(out.reshape(-1, 1, settings.size, settings.size))
 
 
-__all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DRAWN_FILLS", "DrawnHands", "FACE_ON", "FINGERS",
+__all__ = ["CIRCLES", "COUNT_FINGERS", "COUNT_STYLES", "DrawnHands", "FACE_ON",
            "LONGEST_FINGER", "NONE_FINGERS", "STRAIGHT", "STYLE_FINGERS", "THUMB_IN", "THUMB_IN_LABELS", "THUMB_OUT",
            "THUMB_TIP", "TOGETHER_DEG", "bone_lengths", "drawn_crops", "drawn_hands", "face_on", "finger_angles",
            "held_together", "lay_thumb_in", "none_hands", "none_poses", "other_side", "palm_axes",

@@ -370,3 +370,46 @@ def test_a_depth_crop_is_drawn_from_the_landmarks_alone_nearer_brighter(all_hand
             moved[[6, 7, 8], 2] += step  # MediaPipe's z falls toward the camera
             shaded = crop_hand(photo.image, dataclasses.replace(hand, landmarks=moved.astype(np.float32)), depth).image
             assert int(shaded[tip[1], tip[0]]) == int(np.clip(DEPTH_GRAY + sign * DEPTH_GAIN, *DEPTH_RANGE))
+
+
+def _lit_runs(row: np.ndarray) -> int:
+    """How many separate stretches of a pixel row are at least half its lit pixels' median gray."""
+    lit = np.concatenate([[False], row >= 0.5 * np.median(row[row > 0]), [False]])
+    return int(np.count_nonzero(lit[1:] & ~lit[:-1]))
+
+
+def test_an_outlined_crop_shows_fingers_held_together_as_fingers():
+    """fill="outlined" on real flat hands, fingers held together (rps_green's "paper", backs of hands): across the
+    four fingers at their last joints, the depth crop is one lit stretch (a mitten) on 72 of 80 hands, the outlined
+    crop four or more (each finger apart) on 71; it lights only the depth crop's pixels, and where it lights them, it shades
+    them as the depth crop does."""
+    from pipeline.data.load import landmarks_of, load_dataset
+    from pipeline.preprocess.crops import OUTLINE, depth_render, fill_crop, hand_affine
+    from pipeline.training.finger_poses import held_together
+
+    data = load_dataset(REPO / "data" / "rps_green")
+    marks = landmarks_of(data.index)
+    fives = [i for i in range(len(data)) if data.label_names[int(data.labels[i])] == "five" and held_together(marks[i])]
+    assert len(fives) >= 50
+    exact = dataclasses.replace(DEFAULT, fill="depth", size=112, render_scale=1)  # no reduction: exact grays
+    mitten = apart = 0
+    for i in fives:
+        mirrored = bool(data.index.iloc[i]["mirrored"])
+        points = crop_points(hand_affine(marks[i], mirrored, exact, exact.size), marks[i])
+        depth = depth_render(points, exact.size, exact.bone_width)
+        outlined = depth_render(points, exact.size, exact.bone_width, rim=OUTLINE)
+        assert np.array_equal(fill_crop(None, points, dataclasses.replace(exact, fill="outlined"))[0], outlined)
+        # The four fingers' last joints, on one pixel row (the crop is upright).
+        y = int(points[[7, 11, 15, 19], 1].mean())
+        mitten += _lit_runs(depth[y]) == 1
+        apart += _lit_runs(outlined[y]) >= 4
+        assert not (outlined > 0)[depth == 0].any()
+        same = (outlined > 0) & (outlined == depth)
+        assert same.sum() > 0.5 * (outlined > 0).sum()
+    assert mitten / len(fives) > 0.85 and apart / len(fives) > 0.8, (mitten, apart, len(fives))
+    # The crop setting: version 4, drawn as depth_render draws it with OUTLINE; older settings load as they were.
+    assert CropSettings(fill="outlined").version == CROP_VERSION == 4
+    three = {**DEFAULT.to_dict(), "fill": "depth", "version": 3}
+    assert CropSettings.from_dict(three) == dataclasses.replace(DEFAULT, fill="depth")
+    with pytest.raises(UserError, match="needs the bones mask"):
+        CropSettings(fill="outlined", mask="hull")

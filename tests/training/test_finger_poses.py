@@ -13,11 +13,11 @@ from helpers import REPO
 from pipeline.data.load import affines_of, dataset_settings, landmarks_of, load_dataset
 from pipeline.errors import UserError
 from pipeline.preprocess.crops import crop_points, fill_crop, hand_affine, looks_left
+from pipeline.preprocess.hands import FINGERS
 from pipeline.training.augment import AugmentConfig
 from pipeline.training.finger_poses import (
     COUNT_FINGERS,
     COUNT_STYLES,
-    FINGERS,
     NONE_FINGERS,
     STYLE_FINGERS,
     THUMB_IN,
