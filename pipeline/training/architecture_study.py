@@ -47,7 +47,7 @@ from pipeline.data.load import Dataset
 from pipeline.data.spec import DataSpec, check_fill, fill_settings, load_data
 from pipeline.engines import Engine
 from pipeline.errors import UserError
-from pipeline.files import atomic_path, atomic_write_text, check_writable, display_path, save_figure
+from pipeline.files import atomic_write_text, check_writable, display_path, save_figure
 from pipeline.lenet.checkpoint import load_model
 from pipeline.lenet.model import VARIANTS, count_macs, count_parameters
 from pipeline.stats import hierarchical_bootstrap
@@ -246,8 +246,7 @@ def _train_mlp_cell(data: Dataset, split: Split, seed: int, root: Path, run: Pat
     scores = evaluate_landmark_mlp(data, split, replace(LANDMARK_CONFIG, seed=seed), mirror=MLP_MIRROR)
     model = scores["model"]
     run.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run / "mlp.pt") as tmp:
-        torch.save({"state_dict": model.state_dict(), "num_classes": model.num_classes, "mirror": model.mirror}, tmp)
+    model.save(run / "mlp.pt")
     row = {"variant": MLP, "split": split_number, "seed": seed, "test_acc": scores["test_accuracy"],
            "val_acc": scores["val_accuracy"], "best_epoch": scores["best_epoch"], "epochs_run": scores["epochs"],
            "params": scores["parameters"], "macs": linear_macs(model), "train_s": scores["seconds"],
@@ -265,10 +264,7 @@ def load_cell_model(run: Path) -> torch.nn.Module:
     if (run / "mlp.pt").is_file():
         from pipeline.training.landmark_mlp import LandmarkMLP
 
-        saved = torch.load(run / "mlp.pt", weights_only=True)
-        model = LandmarkMLP(saved["num_classes"], saved["mirror"])
-        model.load_state_dict(saved["state_dict"])
-        return model.eval()
+        return LandmarkMLP.load(run / "mlp.pt")
     return load_model(run / "model.pt").network
 
 

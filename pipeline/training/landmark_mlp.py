@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
@@ -38,6 +39,7 @@ from torch import nn
 from pipeline.data.load import Dataset, landmarks_of
 from pipeline.data.store import LANDMARK_COLUMNS
 from pipeline.errors import UserError
+from pipeline.files import atomic_path
 from pipeline.preprocess.crops import looks_left, upright_turn
 from pipeline.training.loop import EpochRecord, TrainConfig, accuracy, pick_device, predict_logits, seed_everything
 
@@ -125,6 +127,20 @@ class LandmarkMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 42) float features -> (B, num_classes) logits."""
         return self.net(x)
+
+    def save(self, path: str | Path) -> None:
+        """Write the weights and how the features are made (``mirror``, ``upright``) to ``path``, atomically."""
+        with atomic_path(path) as tmp:
+            torch.save({"state_dict": self.state_dict(), "num_classes": self.num_classes, "mirror": self.mirror,
+                        "upright": self.upright}, tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LandmarkMLP":
+        """A model written by :meth:`save`, in eval mode (a file from before ``upright`` was saved: not upright)."""
+        saved = torch.load(path, weights_only=True)
+        model = cls(saved["num_classes"], saved["mirror"], saved.get("upright", False))
+        model.load_state_dict(saved["state_dict"])
+        return model.eval()
 
 
 def train_landmark_mlp(data: Dataset, split: Split, config: TrainConfig = LANDMARK_CONFIG, mirror: str = "none",

@@ -186,3 +186,17 @@ def test_prediction_makes_the_features_upright_when_the_model_was_trained_uprigh
     upright = dataset_features(fingers, "crops", upright=True)[split.test]
     torch.testing.assert_close(logits, predict_logits(model, upright), rtol=0, atol=0)
     assert not torch.equal(logits, predict_logits(model, dataset_features(fingers, "crops")[split.test]))
+
+
+def test_a_saved_model_predicts_as_it_did_upright_or_not(fingers, split: Split, tmp_path) -> None:
+    """save/load keeps the weights and how the features are made: an upright model loads upright and answers the
+    test split to the last bit; a file written before ``upright`` was saved loads as the popular recipe."""
+    model, _ = train_landmark_mlp(fingers, split, replace(SHORT, epochs=4), mirror="crops", upright=True)
+    model.save(tmp_path / "mlp.pt")
+    again = LandmarkMLP.load(tmp_path / "mlp.pt")
+    assert (again.upright, again.mirror, again.training) == (True, "crops", False)
+    assert torch.equal(predict_landmark_mlp(again, fingers, split.test), predict_landmark_mlp(model, fingers, split.test))
+    old = torch.load(tmp_path / "mlp.pt", weights_only=True)
+    del old["upright"]
+    torch.save(old, tmp_path / "old.pt")
+    assert not LandmarkMLP.load(tmp_path / "old.pt").upright
