@@ -153,7 +153,7 @@ def add_max_frames_option(parser: argparse.ArgumentParser | argparse._ArgumentGr
 
 
 def add_fill_option(group, default: str | None) -> None:
-    """``--fill image|mask|depth``: what a crop shows inside its mask (re-rendered from a dataset's large renders)."""
+    """``--fill image|mask|depth|outlined``: what a crop shows inside its mask (re-rendered from a dataset's large renders)."""
     then = f"default: {default}" if default else "default: as the first dataset was made"
     group.add_argument("--fill", choices=FILLS, default=default,
                        help="what a crop shows inside the mask: image (the photo's gray levels), mask (the hand's "

@@ -120,9 +120,8 @@ class CropSettings:
         if "mirror_left" in values and "mirror" not in values:  # version 1: mirrored by handedness, or not at all
             values["mirror"] = "handedness" if values.pop("mirror_left") else "none"
             values["version"] = CROP_VERSION  # the same crops, described by this version's fields
-        if values.get("version", CROP_VERSION) == 2 and "fill" not in values:  # version 2 filled with the image
-            values["version"] = CROP_VERSION
-        if values.get("version") == 3:  # the same fields; version 4 added a fill
+        if values.get("version", CROP_VERSION) < CROP_VERSION:
+            # Versions 2 and 3 made the crops their fields still describe (2 had no fill: the image, the default).
             values["version"] = CROP_VERSION
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -262,16 +261,18 @@ def crop_points(affine: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 
 def depth_render(points: np.ndarray, size: int, bone_width: float, rim: float = 0.0) -> np.ndarray:
-    """The ``fill="depth"`` image (uint8, ``size`` square) from (21, 3) landmarks already in its pixels.
+    """The ``fill="depth"`` (or, with ``rim``, ``"outlined"``) image (uint8, ``size`` square) from (21, 3) landmarks
+    already in its pixels.
 
     The palm (its polygon, edges and joints) and each finger bone are drawn as the bone mask draws them, so the
     lit pixels are the mask's, each part in one gray level: :data:`DEPTH_GRAY` at the wrist's depth,
     :data:`DEPTH_GAIN` brighter per palm length nearer the camera (MediaPipe's z), clipped to
     :data:`DEPTH_RANGE`; farther parts are drawn first, so nearer ones cover them.
 
-    ``rim`` > 0 outlines the palm and each finger in black, ``rim`` of the bone width on each side (within it:
-    the lit pixels stay the mask's), and draws a finger whole, all its bones after the farther fingers': fingers
-    held together then show as fingers, not as one mitten.
+    ``rim`` > 0 outlines the palm and each finger in black: a band ``rim`` of the bone width wide (in whole pixels:
+    one at the usual 112-pixel render, so a fraction of a pixel in a 28-pixel crop) just inside the bone mask's
+    edge, so nothing outside the mask is lit. A finger is then drawn whole, all its bones after the farther
+    fingers': fingers held together show as fingers, not as one mitten.
     """
     image = np.zeros((size, size), np.uint8)
     shift = 4  # draw with 1/16 px precision
@@ -401,7 +402,7 @@ def crop_hand(frame_bgr: np.ndarray, hand: Hand, settings: CropSettings = CropSe
 
 def rerender(large: np.ndarray, landmarks_in_large: np.ndarray, settings: CropSettings) -> np.ndarray:
     """Re-make a crop from a stored large render with another size, mask or fill (same rotation/mirror), from
-    (21, 3) landmarks in the render's pixels (:func:`crop_points`; (21, 2) do for fills other than depth)."""
+    (21, 3) landmarks in the render's pixels (:func:`crop_points`; (21, 2) do for fills not shaded by depth)."""
     points = np.asarray(landmarks_in_large, np.float64)
     if points.shape[1] == 2:
         if settings.fill in DEPTH_FILLS:
@@ -411,7 +412,7 @@ def rerender(large: np.ndarray, landmarks_in_large: np.ndarray, settings: CropSe
 
 
 __all__ = [
-    "Crop", "CropSettings", "DEPTH_FILLS", "FILLS", "LANDMARK_FILLS", "OUTLINE", "MASKS", "MIRRORS", "crop_hand",
+    "Crop", "CropSettings", "DEPTH_FILLS", "FILLS", "LANDMARK_FILLS", "MASKS", "MIRRORS", "OUTLINE", "crop_hand",
     "crop_points", "depth_render", "fill_crop", "finish_crop", "hand_affine", "hand_mask", "invert_affine",
     "looks_left", "mirrors", "rerender", "seen_from_back", "transform_points", "warp",
 ]

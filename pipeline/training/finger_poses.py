@@ -1,7 +1,7 @@
 """Finger-pose copies: training crops drawn again from their landmarks, the fingers held closer or wider.
 
 One person spreads the fingers of a five, another holds them together; either way it is a five. A
-crop drawn from the landmarks alone (``fill="depth"`` or ``"mask"``, see
+crop drawn from the landmarks alone (``fill="depth"``, ``"outlined"`` or ``"mask"``, see
 :class:`~pipeline.preprocess.crops.CropSettings`) can be drawn again with the fingers turned at their
 bases, which a crop of the photo's pixels cannot. :func:`spread_fingers` scales the angle to the palm's
 axis (wrist to middle-finger base) of every raised finger by one factor, below 1 closer together, and
