@@ -37,6 +37,11 @@ OUTLINE = 0.1
 #: Older settings still load.
 CROP_VERSION = 4
 INDEX_MCP, PINKY_MCP = 5, 17
+#: The bone mask's parts (:func:`hand_mask`, :func:`depth_render`): the palm polygon's edges, the finger bones, and those bones
+#: finger by finger (base to tip).
+_PALM_EDGES = tuple((a, b) for a, b in HAND_CONNECTIONS if a in PALM and b in PALM)
+_FINGER_BONES = tuple((a, b) for a, b in HAND_CONNECTIONS if not (a in PALM and b in PALM))
+_EACH_FINGER = tuple(tuple(zip((base, *chain[:-1]), chain)) for base, chain in FINGERS)
 
 
 @dataclass(frozen=True)
@@ -244,7 +249,7 @@ def hand_mask(points: np.ndarray, kind: str, size: int, bone_width: float) -> np
     fingers = kind == "fingers"
     if not fingers:
         cv2.fillPoly(mask, [pts[list(PALM)]], 255, cv2.LINE_AA, shift)
-    bones = [(a, b) for a, b in HAND_CONNECTIONS if not (fingers and a in PALM and b in PALM)]
+    bones = _FINGER_BONES if fingers else HAND_CONNECTIONS
     for a, b in bones:
         cv2.line(mask, tuple(pts[a]), tuple(pts[b]), 255, width, cv2.LINE_AA, shift)
     # Round joints and fingertips; the tip landmark sits a little inside the finger's end.
@@ -291,20 +296,18 @@ def depth_render(points: np.ndarray, size: int, bone_width: float, rim: float = 
     def dot(i: int, level: int, w: int) -> None:
         cv2.circle(image, tuple(pts[i]), w // 2, level, -1, cv2.LINE_AA, shift)
 
-    palm_edges = [(a, b) for a, b in HAND_CONNECTIONS if a in PALM and b in PALM]
-    bones = [(a, b) for a, b in HAND_CONNECTIONS if not (a in PALM and b in PALM)]
     palm_near = float(near[list(PALM)].mean())
 
     def draw_palm(w: int) -> None:  # polygon, its edges as thick as the bones, round joints, in one gray
         level = gray(palm_near)
         cv2.fillPoly(image, [pts[list(PALM)]], level, cv2.LINE_AA, shift)
-        for a, b in palm_edges:
+        for a, b in _PALM_EDGES:
             line(a, b, level, w)
         for i in PALM:
             dot(i, level, w)
 
     if rim <= 0:
-        parts = [(palm_near, None)] + [(float(near[a] + near[b]) / 2, (a, b)) for a, b in bones]
+        parts = [(palm_near, None)] + [(float(near[a] + near[b]) / 2, (a, b)) for a, b in _FINGER_BONES]
         for nearness, bone in sorted(parts, key=lambda part: part[0]):  # farthest first
             if bone is None:
                 draw_palm(width)
@@ -312,11 +315,10 @@ def depth_render(points: np.ndarray, size: int, bone_width: float, rim: float = 
                 line(*bone, gray(nearness), width)
                 dot(bone[1], gray(near[bone[1]]), width)  # a round joint, tip
         return image
-    fingers = [list(zip((base, *chain[:-1]), chain)) for base, chain in FINGERS]
-    parts = [(palm_near, [])] + [(float(np.mean([near[a] + near[b] for a, b in f])) / 2, f) for f in fingers]
+    parts = [(palm_near, ())] + [(float(np.mean([near[a] + near[b] for a, b in f])) / 2, f) for f in _EACH_FINGER]
     for _, finger in sorted(parts, key=lambda part: part[0]):  # farthest first
         if not finger:
-            for a, b in palm_edges:
+            for a, b in _PALM_EDGES:
                 line(a, b, 0, width)
             for i in PALM:
                 dot(i, 0, width)
