@@ -45,7 +45,8 @@ def is_video(path: Path) -> bool:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as BGR uint8; a missing or undecodable file raises :class:`UserError`."""
+    """Read an image as BGR uint8, turned as its EXIF orientation tag says (so a phone photo is read as it is shown);
+    a missing or undecodable file raises :class:`UserError`."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such image file; check the path")
